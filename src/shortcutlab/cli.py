@@ -1,0 +1,24 @@
+"""What every stage script shares: params loading and a clean, non-zero exit on bad input."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+
+from .data import DataError
+from .params import ParamsError, load
+
+
+def run_stage(name: str, main: Callable[[dict], None], params_path: str = "params.yaml") -> None:
+    """Validate the whole params file, then run ``main(params)``. Bad input exits 2 with a message that
+    names the problem; nothing is written because stages only write through atomic renames."""
+    t0 = time.perf_counter()
+    try:
+        params = load(params_path)
+        main(params)
+    except (ParamsError, DataError, FileNotFoundError, KeyError, ValueError) as e:
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+        print(f"{name}: error: {msg}", file=sys.stderr)
+        sys.exit(2)
+    print(f"{name}: done in {time.perf_counter() - t0:.1f}s", file=sys.stderr)

