@@ -1,11 +1,22 @@
 """evaluate: metrics/summary.json, REPORT.md and the claims table, from every stage's metrics."""
 
 import sys
+from pathlib import Path
 
 from shortcutlab.cli import run_stage
 from shortcutlab.io import write_json, write_text
-from shortcutlab.report import QualityError, claims_table, load_metrics, render, summary
+from shortcutlab.params import METHODS
+from shortcutlab.report import (
+    QualityError,
+    attack_figure,
+    claims_table,
+    debiasing_figure,
+    load_metrics,
+    render,
+    summary,
+)
 
+ATTACKED = ("lazy", *METHODS)
 STAGE_METRICS = {
     "make_dataset": "metrics/make_dataset.json",
     "train_lazy": "metrics/train_lazy.json",
@@ -15,6 +26,8 @@ STAGE_METRICS = {
 def main(params):
     try:
         metrics = load_metrics(STAGE_METRICS)
+        metrics["train_debiased"] = load_metrics({m: Path(f"metrics/train_debiased/{m}.json") for m in METHODS})
+        metrics["attack"] = load_metrics({m: Path(f"metrics/attack/{m}.json") for m in ATTACKED})
     except QualityError as e:
         print(f"evaluate: quality gate failed: {e}", file=sys.stderr)
         sys.exit(3)
@@ -26,6 +39,8 @@ def main(params):
                    "not_measured": sum(r["verdict"] == "not measured" for r in claims)}
     write_json("metrics/summary.json", s)
     write_json("metrics/claims.json", {"rows": claims})
+    debiasing_figure("plots/evaluate/debiasing.png", metrics)
+    attack_figure("plots/evaluate/attack.png", metrics)
     write_text("REPORT.md", render(metrics, claims))
 
 

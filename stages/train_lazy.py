@@ -14,7 +14,6 @@ def main(params):
     splits = load_splits("data/dataset", rt.device)
     seed_everything(cfg.seed)
     model = build("lazy")
-    rt = rt.for_model(model)
     fc = FitConfig(epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size, seed=cfg.seed)
     hist = fit(model, splits["train"], fc, rt, evals={"val": splits["val"], "test_hard": splits["test_hard"]},
                desc="train-lazy")

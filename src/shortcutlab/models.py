@@ -41,12 +41,18 @@ class TwoConvCNN(nn.Module):
     cam_layer = "conv2"
     hidden_layer = "pool"
 
-    def __init__(self, width: int = 32):
+    def __init__(self, width: int = 32, channel_scale: list[float] | None = None):
         super().__init__()
         self.conv1 = nn.Sequential(nn.Conv2d(3, width, 3, padding=1), nn.ReLU())
         self.conv2 = nn.Sequential(nn.MaxPool2d(2), nn.Conv2d(width, width, 3, padding=1), nn.ReLU())
         self.pool = nn.Sequential(nn.MaxPool2d(2), nn.AdaptiveAvgPool2d(1), nn.Flatten())
         self.fc = nn.Linear(width, 10)
+        if channel_scale is not None:
+            # neuron suppression: a forward hook scales conv2's channels (part of the model, train and test)
+            if len(channel_scale) != width:
+                raise ValueError(f"channel_scale has {len(channel_scale)} entries, conv2 has {width} channels")
+            self.register_buffer("channel_scale", torch.tensor(channel_scale, dtype=torch.float32))
+            self.conv2.register_forward_hook(lambda m, i, o: o * self.channel_scale.to(o.dtype)[:, None, None])
 
     def forward(self, x):
         return self.fc(self.pool(self.conv2(self.conv1(x))))
@@ -149,7 +155,19 @@ def save_model(path: str | Path, model: nn.Module, arch: str, arch_kwargs: dict,
                       "meta": dict(meta or {})})
 
 
+def checkpoint_path(path: str | Path) -> Path:
+    """A checkpoint file, or a directory of per-seed checkpoints (``seed<k>.pt``: the lowest seed is used)."""
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(path.glob("seed*.pt"), key=lambda p: int(p.stem[4:]))
+        if not files:
+            raise FileNotFoundError(f"{path}: no seed*.pt checkpoints (run dvc repro)")
+        return files[0]
+    return path
+
+
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
+    path = checkpoint_path(path)
     ckpt = load_state(path)
     for key in ("arch", "arch_kwargs", "state_dict"):
         if key not in ckpt:

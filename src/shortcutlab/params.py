@@ -100,11 +100,161 @@ class TrainLazy:
     batch_size: int = spec(128, ge=1)
 
 
+# ------------------------------------------------------------------ train_debiased: one section per method
+@dataclass(frozen=True)
+class ConsistencyCfg:
+    arch: typing.ClassVar[str] = "two_conv"
+    epochs: int = spec(25, ge=1)
+    lr: float = spec(1e-3, gt=0.0)
+    lam: float = spec(5.0, ge=0.0)
+    brightness: float = spec(0.8, ge=0.0)
+    contrast: float = spec(0.8, ge=0.0)
+    saturation: float = spec(0.8, ge=0.0)
+    hue: float = spec(0.3, ge=0.0, le=0.5)
+    extreme_frac: float = spec(0.5, ge=0.0, le=1.0)
+
+    def arch_kwargs(self, common):
+        return {}
+
+
+@dataclass(frozen=True)
+class FocalCfg:
+    arch: typing.ClassVar[str] = "two_conv"
+    epochs: int = spec(30, ge=1)
+    lr: float = spec(5e-4, gt=0.0)
+    gamma: float = spec(2.0, ge=0.0)
+
+    def arch_kwargs(self, common):
+        return {}
+
+
+@dataclass(frozen=True)
+class ShapeCnnCfg:
+    arch: typing.ClassVar[str] = "shape_cnn"
+    epochs: int = spec(20, ge=1)
+    lr: float = spec(1e-3, gt=0.0)
+    width: float = spec(1.0, gt=0.0, doc="scales every layer's channels (1.0 = the study's 32-64-64-128-128)")
+
+    def arch_kwargs(self, common):
+        return {"width": self.width}
+
+
+@dataclass(frozen=True)
+class SuppressionCfg:
+    arch: typing.ClassVar[str] = "two_conv"
+    epochs: int = spec(15, ge=1)
+    lr: float = spec(1e-3, gt=0.0)
+    probe_epochs: int = spec(1, ge=1, doc="epochs of the biased probe model whose CSI picks the channels")
+    suppress_frac: float = spec(0.25, gt=0.0, le=1.0, doc="share of conv2 channels (highest CSI) scaled by low")
+    low: float = spec(0.3, ge=0.0)
+    high: float = spec(3.0, ge=0.0)
+
+    def arch_kwargs(self, common):
+        return {}
+
+
+@dataclass(frozen=True)
+class ConvNetMethodCfg:
+    arch: typing.ClassVar[str] = "convnet"
+    epochs: int = spec(4, ge=1)
+    lr: float = spec(2e-3, gt=0.0)
+    schedule: str = spec("cosine", choices=("constant", "cosine"))
+
+    def arch_kwargs(self, common):
+        return {"widths": list(common.convnet_widths)}
+
+
+@dataclass(frozen=True)
+class LffCfg(ConvNetMethodCfg):
+    q: float = spec(0.7, gt=0.0, le=1.0)
+    ema: float = spec(0.7, ge=0.0, lt=1.0)
+
+
+@dataclass(frozen=True)
+class JttCfg(ConvNetMethodCfg):
+    id_epochs: int = spec(1, ge=1)
+    up: int = spec(20, ge=1)
+
+
+@dataclass(frozen=True)
+class RebiasCfg(ConvNetMethodCfg):
+    lam: float = spec(1.0, ge=0.0)
+    lam_g: float = spec(1.0, ge=0.0)
+
+
+@dataclass(frozen=True)
+class ConsistencyConvnetCfg(ConvNetMethodCfg):
+    """The study's color-consistency objective on the shared ConvNet (not a study recipe)."""
+
+    lam: float = spec(5.0, ge=0.0)
+    brightness: float = spec(0.8, ge=0.0)
+    contrast: float = spec(0.8, ge=0.0)
+    saturation: float = spec(0.8, ge=0.0)
+    hue: float = spec(0.3, ge=0.0, le=0.5)
+    extreme_frac: float = spec(0.5, ge=0.0, le=1.0)
+
+
+METHODS = ("consistency", "focal", "shape_cnn", "suppression", "lff", "jtt", "rebias", "consistency_convnet",
+           "vanilla", "oracle")
+
+
+@dataclass(frozen=True)
+class TrainDebiased:
+    seeds: list[int] = spec([0, 1])  # noqa: RUF012
+    batch_size: int = spec(128, ge=1)
+    convnet_widths: list[int] = spec([16, 32, 64], doc="the architecture shared by lff/jtt/rebias/vanilla/oracle")
+    consistency: ConsistencyCfg = field(default_factory=ConsistencyCfg)
+    focal: FocalCfg = field(default_factory=FocalCfg)
+    shape_cnn: ShapeCnnCfg = field(default_factory=ShapeCnnCfg)
+    suppression: SuppressionCfg = field(default_factory=SuppressionCfg)
+    lff: LffCfg = field(default_factory=LffCfg)
+    jtt: JttCfg = field(default_factory=JttCfg)
+    rebias: RebiasCfg = field(default_factory=RebiasCfg)
+    consistency_convnet: ConsistencyConvnetCfg = field(default_factory=ConsistencyConvnetCfg)
+    vanilla: ConvNetMethodCfg = field(default_factory=ConvNetMethodCfg)
+    oracle: ConvNetMethodCfg = field(default_factory=ConvNetMethodCfg)
+
+    def check(self, prefix: str) -> None:
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds) or min(self.seeds) < 0:
+            raise ParamsError(f"{prefix}.seeds: expected a non-empty list of distinct non-negative integers")
+        if len(self.convnet_widths) != 3 or min(self.convnet_widths) < 1:
+            raise ParamsError(f"{prefix}.convnet_widths: expected three positive integers")
+
+    def method(self, name: str):
+        if name not in METHODS:
+            raise ParamsError(f"train_debiased: unknown method {name!r} (known: {', '.join(METHODS)})")
+        return getattr(self, name)
+
+
+@dataclass(frozen=True)
+class Attack:
+    eps: list[float] = spec([0.01, 0.02, 0.03, 0.05, 0.07, 0.1])  # noqa: RUF012
+    steps: int = spec(10, ge=1, doc="PGD steps (the study used 10 and 40)")
+    alpha_ratio: float = spec(2.5, gt=0.0, doc="PGD step = alpha_ratio * eps / steps")
+    restarts: int = spec(1, ge=1)
+    source: int = spec(7, ge=0, le=9)
+    target: int = spec(3, ge=0, le=9)
+    targeted_splits: list[str] = spec(["test_hard", "test_easy"])  # noqa: RUF012
+    n_untargeted: int = spec(1000, ge=1, doc="fixed subset of the hard test for untargeted attacks")
+    seed: int = spec(0, ge=0)
+
+    def check(self, prefix):
+        if not self.eps or any(e < 0 or e > 1 for e in self.eps) or sorted(self.eps) != list(self.eps):
+            raise ParamsError(f"{prefix}.eps: expected an increasing list of budgets in [0, 1]")
+        if self.source == self.target:
+            raise ParamsError(f"{prefix}.target: must differ from source")
+        bad = set(self.targeted_splits) - {"test_hard", "test_easy"}
+        if bad:
+            raise ParamsError(f"{prefix}.targeted_splits: unknown split {sorted(bad)[0]!r}")
+
+
 SECTIONS: dict[str, type] = {
     "mnist": Mnist,
     "compute": Compute,
     "dataset": Dataset,
     "train_lazy": TrainLazy,
+    "train_debiased": TrainDebiased,
+    "attack": Attack,
 }
 
 
@@ -174,7 +324,7 @@ def _build(cls: type, raw: Any, prefix: str):
         raw = {}
     if not isinstance(raw, dict):
         raise ParamsError(f"{prefix}: expected a mapping, got {raw!r}")
-    hints = typing.get_type_hints(cls)
+    hints = {k: v for k, v in typing.get_type_hints(cls).items() if typing.get_origin(v) is not typing.ClassVar}
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(raw) - set(fields))
     if unknown:

@@ -77,7 +77,52 @@ def summary(metrics: dict[str, dict]) -> dict:
             "red_one_first_pred": lz["red_one_probe"]["first_pred"],
             "red_one_pred_zero_rate": lz["red_one_probe"]["pred_zero_rate"],
         }
+    db = metrics.get("train_debiased")
+    if db:
+        s["debiased"] = {m: {k: v["summary"][k]["mean"] for k in ("hard_acc", "easy_acc", "val_acc")}
+                         | {"hard_acc_std": v["summary"]["hard_acc"]["std"]} for m, v in db.items()}
+        methods = [m for m in db if m != "oracle"]
+        if methods:
+            best = max(methods, key=lambda m: db[m]["summary"]["hard_acc"]["mean"])
+            s["best_debiased"] = {"hard_acc": db[best]["summary"]["hard_acc"]["mean"],
+                                  "method_index": sorted(db).index(best)}
+    ar = attack_rows(metrics)
+    if ar:
+        s["attack"] = {k: {"targeted_pgd_success_max_eps": r["t_pgd"][-1] if r["t_pgd"] else 0.0,
+                           "robust_acc_pgd_min_eps": r["robust_pgd"][0]} for k, r in ar.items()}
     return s
+
+
+def attack_rows(metrics: dict) -> dict[str, dict]:
+    """Per attacked model: targeted (hard test) and untargeted success by epsilon, min eps for 90%."""
+    out = {}
+    for name, a in (metrics.get("attack") or {}).items():
+        t = a["targeted"].get("test_hard", {})
+        eps = [float(k[4:]) for k in a["untargeted"]["pgd"]]
+        out[name] = {
+            "eps": eps,
+            "t_pgd": [v["success"] for v in t.get("pgd", {}).values()],
+            "t_fgsm": [v["success"] for v in t.get("fgsm", {}).values()],
+            "u_pgd": [v["success_on_clean_correct"] for v in a["untargeted"]["pgd"].values()],
+            "u_fgsm": [v["success_on_clean_correct"] for v in a["untargeted"]["fgsm"].values()],
+            "robust_pgd": [v["robust_acc"] for v in a["untargeted"]["pgd"].values()],
+            "min_eps_pgd": t.get("min_eps_90_pgd"), "min_eps_fgsm": t.get("min_eps_90_fgsm"),
+            "clean_acc": a["untargeted"]["clean_acc"], "n_targeted": t.get("n_images", 0),
+        }
+    return out
+
+
+def hard_acc(metrics: dict, name: str) -> float | None:
+    if name == "lazy":
+        return get(metrics, "train_lazy.test_hard.acc")
+    r = get(metrics, f"train_debiased.{name}.summary.hard_acc")
+    return r["mean"] if r else None
+
+
+def best_method(metrics: dict) -> str | None:
+    db = metrics.get("train_debiased") or {}
+    methods = [m for m in db if m != "oracle"]
+    return max(methods, key=lambda m: db[m]["summary"]["hard_acc"]["mean"]) if methods else None
 
 
 # ------------------------------------------------------------------------------------------ claims
@@ -109,9 +154,76 @@ def _red_one(m):
             f"{100 * p['hard_test_red_ones_pred_zero_rate']:.1f}%", verdict)
 
 
+def _method_claim(method: str, study: float, tol: float = 5.0):
+    def measure(m):
+        r = get(m, f"train_debiased.{method}.summary.hard_acc")
+        if r is None:
+            return None
+        cfg = get(m, f"train_debiased.{method}.method")
+        return (f"{100 * r['mean']:.2f} ± {100 * r['std']:.2f}% ({cfg['n_seeds']} seeds, {cfg['epochs']} epochs, "
+                f"final epoch)", within(100 * r["mean"], study, tol + 200 * r["std"]))
+
+    return measure
+
+
+def _pgd_beats_fgsm(m):
+    rows = attack_rows(m)
+    if not rows:
+        return None
+    diffs = [p - f for r in rows.values() for key in (("t_pgd", "t_fgsm"), ("u_pgd", "u_fgsm"))
+             for p, f in zip(r[key[0]], r[key[1]], strict=True)]
+    mean = sum(diffs) / len(diffs)
+    worse = sum(d < -0.01 for d in diffs)
+    verdict = HOLDS if mean > 0.01 and worse == 0 else (FAILS if mean < -0.01 else INCONCLUSIVE)
+    return (f"PGD − FGSM success: mean {100 * mean:+.1f} points over {len(diffs)} (model, eps, attack) cells; "
+            f"PGD lower in {worse}", verdict)
+
+
+SHAPE_LEVEL = 0.5  # a "debiased" model, for the robustness claims, is one with >= 50% hard-test accuracy
+
+
+def _eps_needed(r) -> float:
+    return r["min_eps_pgd"] if r["min_eps_pgd"] is not None else float("inf")
+
+
+def _debiased_more_vulnerable(m):
+    rows = attack_rows(m)
+    if "lazy" not in rows:
+        return None
+    lazy = rows["lazy"]
+    deb = [k for k in rows if k not in ("lazy", "oracle") and (hard_acc(m, k) or 0) >= SHAPE_LEVEL]
+    if not deb:
+        return None
+    k5 = min(range(len(lazy["eps"])), key=lambda i: abs(lazy["eps"][i] - 0.05))
+    smaller = [k for k in deb if _eps_needed(rows[k]) < _eps_needed(lazy)]
+    larger = [k for k in deb if _eps_needed(rows[k]) > _eps_needed(lazy)]
+
+    def fmt(e):
+        return "> max" if e == float("inf") else f"{e:g}"
+
+    text = (f"min eps for ≥90% targeted 7→3 PGD success (hard test): lazy {fmt(_eps_needed(lazy))}; "
+            + ", ".join(f"{k} {fmt(_eps_needed(rows[k]))}" for k in deb)
+            + f". At eps={lazy['eps'][k5]}: lazy {100 * lazy['t_pgd'][k5]:.1f}%, debiased mean "
+            f"{100 * sum(rows[k]['t_pgd'][k5] for k in deb) / len(deb):.1f}%")
+    verdict = HOLDS if len(smaller) > len(deb) / 2 else (FAILS if len(larger) > len(deb) / 2 else INCONCLUSIVE)
+    return text, verdict
+
+
 CLAIMS: list[Claim] = [
     Claim("Lazy model hard-test accuracy ≈ 17.8% (holds within ±5 points)", "17.8%", _lazy_hard),
     Claim("Red-1 probe: a digit 1 colored red is predicted as 0", "predicts 0", _red_one),
+    Claim("Color-consistency training reaches 91.35% on the hard test (±5 points + 2 std)", "91.35%",
+          _method_claim("consistency", 91.35)),
+    Claim("Focal loss fails: 21.24% on the hard test (±5 points + 2 std)", "21.24%", _method_claim("focal", 21.24)),
+    Claim("The shape-biased CNN reaches 95.84% on the hard test (±5 points + 2 std)", "95.84%",
+          _method_claim("shape_cnn", 95.84)),
+    Claim("Neuron suppression fails: 35.78% on the hard test (±5 points + 2 std)", "35.78%",
+          _method_claim("suppression", 35.78)),
+    Claim("PGD is a stronger attack than FGSM (higher success at the same eps)", "PGD 70–100% vs FGSM 60–90%",
+          _pgd_beats_fgsm),
+    Claim("Debiased models are more vulnerable: they need a smaller eps for >90% targeted success than the lazy "
+          "model (majority of debiased models with ≥50% hard-test accuracy)", "yes (20 images, eps 0.05)",
+          _debiased_more_vulnerable),
 ]
 
 
@@ -125,6 +237,44 @@ def claims_table(metrics: dict) -> list[dict]:
 
 
 # ------------------------------------------------------------------------------------------ report
+def _ties(db: dict, order: list[str]) -> list[str]:
+    out = []
+    for a, b in zip(order, order[1:], strict=False):
+        sa, sb = db[a]["summary"]["hard_acc"], db[b]["summary"]["hard_acc"]
+        if abs(sa["mean"] - sb["mean"]) < max(sa["std"], sb["std"]):
+            out.append(f"{a} ~ {b}")
+    return out
+
+
+def attack_figure(path, metrics: dict) -> None:
+    import matplotlib.pyplot as plt
+
+    from .io import save_figure
+
+    ar = attack_rows(metrics)
+    if not ar:
+        return
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for k, r in ar.items():
+        axes[0].plot(r["eps"], r["t_pgd"], marker="o", label=k)
+        axes[1].plot(r["eps"], r["robust_pgd"], marker="o", label=k)
+    axes[0].set(xlabel="eps", ylabel="targeted PGD success", title="targeted 7→3 (hard test)")
+    axes[1].set(xlabel="eps", ylabel="robust accuracy", title="untargeted PGD")
+    axes[1].legend(fontsize=6)
+    fig.tight_layout()
+    save_figure(path, fig)
+
+
+def debiasing_figure(path, metrics: dict) -> None:
+    from . import figures
+
+    db = metrics.get("train_debiased") or {}
+    order = sorted(db, key=lambda k: -db[k]["summary"]["hard_acc"]["mean"])
+    figures.bars(path, order, [100 * db[k]["summary"]["hard_acc"]["mean"] for k in order],
+                 [100 * db[k]["summary"]["hard_acc"]["std"] for k in order], ylabel="hard-test accuracy %",
+                 title="debiasing methods (mean ± std over seeds)", ylim=(0, 100))
+
+
 def pct(v: float) -> str:
     return f"{100 * v:.2f}%"
 
@@ -162,6 +312,48 @@ def render(metrics: dict, claims: list[dict]) -> str:
                   f"{pct(p['pred_one_rate'])} predicted 1. On the {p['hard_test_red_ones_n']} hard-test 1s that "
                   f"are red (with the dataset's noisy background): {pct(p['hard_test_red_ones_pred_zero_rate'])} "
                   f"predicted 0.", ""]
+    db = metrics.get("train_debiased")
+    if db:
+        rows = []
+        order = sorted(db, key=lambda k: -db[k]["summary"]["hard_acc"]["mean"])
+        for k in order:
+            v, sm = db[k], db[k]["summary"]
+            label = f"{k} (reference: color-decorrelated training data)" if k == "oracle" else k
+            rows.append([label, v["method"]["arch"], v["method"]["epochs"], v["method"]["n_seeds"],
+                         f"{100 * sm['hard_acc']['mean']:.2f} ± {100 * sm['hard_acc']['std']:.2f}",
+                         f"{100 * sm['easy_acc']['mean']:.2f}", f"{100 * sm['val_acc']['mean']:.2f}",
+                         f"{100 * sm['worst_class_hard_acc']['mean']:.2f}",
+                         f"{100 * sm['hard_color_following']['mean']:.2f}",
+                         f"{sm['train_seconds']['mean']:.0f}", f"{sm['images_per_s']['mean']:.0f}"])
+        parts += ["## Debiasing methods", "",
+                  "Trained on the 95%-biased train split only; final-epoch models (no selection on any split); "
+                  "mean ± std over seeds. Rows whose hard-test means differ by less than the larger std are ties.",
+                  "",
+                  md_table(["method", "arch", "epochs", "seeds", "hard test %", "easy %", "val %", "worst class %",
+                            "color-following %", "train s", "images/s"], rows), "",
+                  "![debiasing](plots/evaluate/debiasing.png)", ""]
+        ties = _ties(db, order)
+        if ties:
+            parts += ["Ties (difference smaller than the spread): " + "; ".join(ties), ""]
+    ar = attack_rows(metrics)
+    if ar:
+        eps = next(iter(ar.values()))["eps"]
+        rows = []
+        for k, r in ar.items():
+            ha = hard_acc(metrics, k)
+            rows.append([k, f"{100 * ha:.1f}" if ha is not None else "—", r["n_targeted"],
+                         " / ".join(f"{100 * v:.0f}" for v in r["t_fgsm"]),
+                         " / ".join(f"{100 * v:.0f}" for v in r["t_pgd"]),
+                         r["min_eps_pgd"] if r["min_eps_pgd"] is not None else f"> {eps[-1]}",
+                         " / ".join(f"{100 * v:.0f}" for v in r["robust_pgd"])])
+        parts += ["## Adversarial attacks", "",
+                  f"L∞ FGSM and PGD at eps = {' / '.join(f'{e:g}' for e in eps)}. Targeted: every hard-test "
+                  "image of the source digit pushed to the target digit (success = predicted target). "
+                  "Robust accuracy: untargeted PGD on a fixed hard-test subset. "
+                  "Debiased models: the first seed's checkpoint.", "",
+                  md_table(["model", "hard acc %", "targeted n", "targeted FGSM %", "targeted PGD %",
+                            "min eps (PGD ≥ 90%)", "robust acc PGD %"], rows), "",
+                  "![attack](plots/evaluate/attack.png)", ""]
     parts += ["## Claims of the study, checked", "", __doc__.split("\n\n", 1)[1].strip(), "",
               md_table(["claim", "study", "measured", "verdict"],
                        [[r["claim"], r["study"], r["measured"], f"**{r['verdict']}**"] for r in claims]), ""]

@@ -23,45 +23,10 @@ def cpu_has_bf16() -> bool:
     return " avx512_bf16" in flags or " amx_bf16" in flags
 
 
-BF16_MIN_MACS = 5_000_000  # below this many multiply-adds per image, bf16 casts cost more than they save
-
-
-def macs_per_image(model: torch.nn.Module) -> int:
-    """Multiply-adds of one forward pass on a 3x28x28 image (convs and linears)."""
-    total = 0
-
-    def hook(mod, inp, out):
-        nonlocal total
-        if isinstance(mod, torch.nn.Conv2d):
-            k = mod.kernel_size[0] * mod.kernel_size[1] * mod.in_channels // mod.groups
-            total += out[0].numel() * k
-        elif isinstance(mod, torch.nn.Linear):
-            total += mod.in_features * mod.out_features
-
-    hs = [m.register_forward_hook(hook) for m in model.modules()
-          if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
-    dev = next(model.parameters()).device
-    was = model.training
-    model.eval()
-    with torch.no_grad():
-        model(torch.zeros(1, 3, 28, 28, device=dev))
-    model.train(was)
-    for h in hs:
-        h.remove()
-    return total
-
-
 @dataclass(frozen=True)
 class Runtime:
     device: torch.device
     bf16: bool
-    auto: bool = False  # precision chosen automatically: may be refined per model by for_model()
-
-    def for_model(self, model: torch.nn.Module) -> Runtime:
-        """With precision `auto` on CPU, fall back to fp32 for models too small for bf16 to pay off."""
-        if self.auto and self.bf16 and self.device.type == "cpu" and macs_per_image(model) < BF16_MIN_MACS:
-            return Runtime(self.device, False, False)
-        return self
 
     @property
     def channels_last(self) -> bool:
@@ -101,7 +66,7 @@ def resolve(compute) -> Runtime:
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = False
         torch.backends.cudnn.deterministic = True
-    return Runtime(dev, bf16, auto=compute.precision == "auto")
+    return Runtime(dev, bf16)
 
 
 def seed_everything(seed: int) -> torch.Generator:

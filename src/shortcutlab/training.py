@@ -8,6 +8,7 @@ splits passed in ``evals`` are logged per epoch for plotting only.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ class FitConfig:
     batch_size: int
     seed: int
     weight_decay: float = 0.0
+    schedule: str = "constant"  # or "cosine": per-step cosine decay of the learning rate to 0
 
 
 class Objective:
@@ -69,6 +71,11 @@ def fit(model: nn.Module, train: Split, cfg: FitConfig, rt: Runtime, objective: 
     if params is None:
         params = list(model.parameters()) + [p for m in objective.extra_modules() for p in m.parameters()]
     opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps_per_epoch = -(-len(sampler(0, torch.Generator().manual_seed(cfg.seed))) // cfg.batch_size)
+    total = max(1, cfg.epochs * steps_per_epoch)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, (lambda i: 0.5 * (1 + math.cos(math.pi * min(i, total) / total))) if cfg.schedule == "cosine"
+        else (lambda i: 1.0))
     history = []
     bar = tqdm(range(cfg.epochs), desc=desc, disable=quiet(), leave=False)
     for epoch in bar:
@@ -92,6 +99,7 @@ def fit(model: nn.Module, train: Split, cfg: FitConfig, rt: Runtime, objective: 
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            sched.step()
             tot_loss += loss.detach() * len(idx)
             correct += (logits.detach().argmax(1) == y).sum()
             seen += len(idx)
@@ -107,7 +115,7 @@ def fit(model: nn.Module, train: Split, cfg: FitConfig, rt: Runtime, objective: 
 
 
 @torch.no_grad()
-def predict(model: nn.Module, split: Split | torch.Tensor, rt: Runtime, batch_size: int = 2048) -> torch.Tensor:
+def predict(model: nn.Module, split: Split | torch.Tensor, rt: Runtime, batch_size: int = 512) -> torch.Tensor:
     """Float32 logits for a whole split (or an image tensor in [0,1])."""
     was_training = model.training
     model.eval()

@@ -1,0 +1,294 @@
+"""Debiasing methods, each an :class:`~shortcutlab.training.Objective` (and sometimes a sampler or an
+auxiliary model) handed to the one training loop. None of them uses bias labels (color ids); only the
+``oracle`` reference trains on a color-decorrelated copy of the training digits.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .data import Split
+from .models import TwoConvCNN, build, get_module
+from .runtime import Runtime
+from .training import FitConfig, Objective, fit, predict
+
+
+# ------------------------------------------------------------------------------------------ losses
+def focal_loss(logits: torch.Tensor, y: torch.Tensor, gamma: float) -> torch.Tensor:
+    """Mean of -(1 - p_t)^gamma log p_t (Lin et al., 2017)."""
+    logp = F.log_softmax(logits.float(), 1).gather(1, y[:, None]).squeeze(1)
+    return (-(1 - logp.exp()) ** gamma * logp).mean()
+
+
+def gce_loss(logits: torch.Tensor, y: torch.Tensor, q: float, reduction: str = "mean") -> torch.Tensor:
+    """Generalized cross-entropy (Zhang & Sabuncu, 2018): (1 - p_t^q) / q, as LfF uses for its biased model."""
+    p = F.softmax(logits.float(), 1).gather(1, y[:, None]).squeeze(1).clamp_min(1e-8)
+    loss = (1 - p**q) / q
+    return loss.mean() if reduction == "mean" else loss
+
+
+def sym_kl(logits_a: torch.Tensor, logits_b: torch.Tensor) -> torch.Tensor:
+    la, lb = F.log_softmax(logits_a.float(), 1), F.log_softmax(logits_b.float(), 1)
+    return 0.5 * ((la.exp() * (la - lb)).sum(1) + (lb.exp() * (lb - la)).sum(1)).mean()
+
+
+# ------------------------------------------------------------------------------------------ color jitter
+def rgb_to_hsv(x: torch.Tensor) -> torch.Tensor:
+    """Batched RGB -> HSV for (N,3,H,W) in [0,1] (h in [0,1))."""
+    r, g, b = x.unbind(1)
+    maxc, minc = x.amax(1), x.amin(1)
+    delta = maxc - minc
+    s = torch.where(maxc > 0, delta / maxc.clamp_min(1e-12), torch.zeros_like(maxc))
+    d = delta.clamp_min(1e-12)
+    h = torch.where(maxc == r, ((g - b) / d) % 6, torch.where(maxc == g, (b - r) / d + 2, (r - g) / d + 4))
+    h = torch.where(delta > 0, h / 6.0, torch.zeros_like(h)) % 1.0
+    return torch.stack([h, s, maxc], 1)
+
+
+def hsv_to_rgb(x: torch.Tensor) -> torch.Tensor:
+    h, s, v = x.unbind(1)
+    i = torch.floor(h * 6) % 6
+    f = h * 6 - torch.floor(h * 6)
+    p, q, t = v * (1 - s), v * (1 - s * f), v * (1 - s * (1 - f))
+    sel = [(v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q)]
+    out = torch.zeros_like(x)
+    for k, (rr, gg, bb) in enumerate(sel):
+        m = (i == k).unsqueeze(1)
+        out = torch.where(m, torch.stack([rr, gg, bb], 1), out)
+    return out
+
+
+def color_jitter(x: torch.Tensor, gen: torch.Generator, brightness: float, contrast: float, saturation: float,
+                 hue: float, extreme_frac: float = 0.0) -> torch.Tensor:
+    """Per-sample color jitter on a whole batch (N,3,H,W) in [0,1], one random draw per sample.
+
+    Factors are drawn uniformly from [max(0, 1-s), 1+s] (hue shift from [-hue, hue] of a full turn); a
+    fraction ``extreme_frac`` of the samples gets the extreme setting (brightness/contrast/saturation in
+    [0, 2], hue in [-0.5, 0.5]). Applied in torchvision's ColorJitter order (brightness, contrast,
+    saturation, hue; hue shifted in HSV), vectorised over the batch."""
+    n, dev = x.shape[0], x.device
+
+    def u(lo, hi):
+        return (torch.rand(n, generator=gen) * (hi - lo) + lo).to(dev)
+
+    extreme = (torch.rand(n, generator=gen) < extreme_frac).to(dev)
+
+    def factor(s):
+        return torch.where(extreme, u(0.0, 2.0), u(max(0.0, 1 - s), 1 + s))[:, None, None, None]
+
+    b, c, s = factor(brightness), factor(contrast), factor(saturation)
+    h = torch.where(extreme, u(-0.5, 0.5), u(-hue, hue))
+    x = x.float()
+    x = (x * b).clamp(0, 1)
+    lum = (x * torch.tensor([0.299, 0.587, 0.114], device=dev)[:, None, None]).sum(1, keepdim=True)
+    x = ((x - lum.mean((2, 3), keepdim=True)) * c + lum.mean((2, 3), keepdim=True)).clamp(0, 1)
+    lum = (x * torch.tensor([0.299, 0.587, 0.114], device=dev)[:, None, None]).sum(1, keepdim=True)
+    x = (lum + (x - lum) * s).clamp(0, 1)
+    hsv = rgb_to_hsv(x)
+    hsv = torch.stack([(hsv[:, 0] + h[:, None, None]) % 1.0, hsv[:, 1], hsv[:, 2]], 1)
+    return hsv_to_rgb(hsv).clamp(0, 1)
+
+
+# ------------------------------------------------------------------------------------------ objectives
+class Focal(Objective):
+    def __init__(self, gamma: float):
+        self.gamma = gamma
+
+    def loss(self, model, x, y, idx):
+        logits = model(x)
+        return focal_loss(logits, y, self.gamma), logits
+
+
+class Consistency(Objective):
+    """CE(original) + CE(jittered) + lambda * symmetric KL between the two predictions."""
+
+    def __init__(self, lam: float, seed: int, rt: Runtime, **jitter):
+        self.lam, self.jitter, self.rt = lam, jitter, rt
+        self.gen = torch.Generator().manual_seed(seed + 7919)
+
+    def loss(self, model, x, y, idx):
+        xj = self.rt.input(color_jitter(x, self.gen, **self.jitter))
+        logits = model(torch.cat([x, xj]))
+        lo, lj = logits[: len(y)], logits[len(y):]
+        loss = F.cross_entropy(lo.float(), y) + F.cross_entropy(lj.float(), y) + self.lam * sym_kl(lo, lj)
+        return loss, lo
+
+
+class LfF(Objective):
+    """Learning from Failure (Nam et al., 2020). A biased model trained with GCE(q) and a debiased model
+    trained with CE weighted by the relative difficulty w = CE_b / (CE_b + CE_d), from per-sample EMAs of
+    both losses normalised by their class-wise maximum. No bias labels."""
+
+    def __init__(self, biased: nn.Module, n: int, labels: torch.Tensor, q: float, ema: float):
+        self.biased, self.q, self.alpha = biased, q, ema
+        self.labels = labels
+        self.ema_b = torch.zeros(n, device=labels.device)
+        self.ema_d = torch.zeros(n, device=labels.device)
+
+    def extra_modules(self):
+        return [self.biased]
+
+    def _update(self, ema, idx, loss):
+        ema[idx] = self.alpha * ema[idx] + (1 - self.alpha) * loss.detach().float()
+        cls_max = torch.zeros(10, device=ema.device).scatter_reduce(0, self.labels, ema, "amax")
+        return ema[idx] / cls_max[self.labels[idx]].clamp_min(1e-8)
+
+    def loss(self, model, x, y, idx):
+        logits_d, logits_b = model(x), self.biased(x)
+        ce_d = F.cross_entropy(logits_d.float(), y, reduction="none")
+        ce_b = F.cross_entropy(logits_b.float(), y, reduction="none")
+        nb, nd = self._update(self.ema_b, idx, ce_b), self._update(self.ema_d, idx, ce_d)
+        w = (nb / (nb + nd + 1e-8)).detach()
+        loss = (ce_d * w).mean() + gce_loss(logits_b, y, self.q)
+        return loss, logits_d
+
+
+def rbf_hsic(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Biased HSIC estimate with RBF kernels (median-heuristic bandwidths)."""
+    def kernel(z):
+        z = z.float()
+        d = torch.cdist(z, z).pow(2)
+        sigma = d.detach().median().clamp_min(1e-6)
+        return torch.exp(-d / sigma)
+
+    n = a.shape[0]
+    h = torch.eye(n, device=a.device) - 1.0 / n
+    k, l_ = kernel(a), kernel(b)
+    return torch.trace(k @ h @ l_ @ h) / (n - 1) ** 2
+
+
+class ReBias(Objective):
+    """ReBias (Bahng et al., 2020): f minimises CE + lam * HSIC(f, g); the color-only g (1x1 convs)
+    minimises CE - lam_g * HSIC(f, g), i.e. g keeps finding the color solution f must be independent of."""
+
+    def __init__(self, g: nn.Module, lam: float, lam_g: float):
+        self.g, self.lam, self.lam_g = g, lam, lam_g
+        self.feats: dict[str, torch.Tensor] = {}
+
+    def extra_modules(self):
+        return [self.g]
+
+    def loss(self, model, x, y, idx):
+        fh = get_module(model, model.hidden_layer).register_forward_hook(lambda m, i, o: self.feats.__setitem__("f", o))
+        gh = get_module(self.g, self.g.hidden_layer).register_forward_hook(
+            lambda m, i, o: self.feats.__setitem__("g", o))
+        try:
+            lf, lg = model(x), self.g(x)
+        finally:
+            fh.remove()
+            gh.remove()
+        f, g = self.feats["f"], self.feats["g"]
+        loss = (F.cross_entropy(lf.float(), y) + self.lam * rbf_hsic(f, g.detach())
+                + F.cross_entropy(lg.float(), y) - self.lam_g * rbf_hsic(f.detach(), g))
+        return loss, lf
+
+
+def jtt_sampler(n: int, errors: torch.Tensor, up: int):
+    """Just Train Twice's second stage: every sample once plus the error set (up - 1) more times."""
+    pool = torch.cat([torch.arange(n), errors.cpu().repeat(max(0, up - 1))])
+
+    def sample(epoch, gen):
+        return pool[torch.randperm(len(pool), generator=gen)]
+
+    return sample
+
+
+# ------------------------------------------------------------------------------------------ suppression
+def color_selectivity(responses: torch.Tensor) -> torch.Tensor:
+    """CSI = (max - mean) / (std + 1e-8) over the ten palette colors; responses (10 colors, units)."""
+    r = responses.float()
+    return (r.max(0).values - r.mean(0)) / (r.std(0) + 1e-8)
+
+
+@torch.no_grad()
+def channel_color_responses(model: nn.Module, layer: str, palette: torch.Tensor) -> torch.Tensor:
+    """Mean activation of each channel of ``layer`` on ten flat images of the pure palette colors."""
+    x = palette.float()[:, :, None, None].expand(10, 3, 28, 28).contiguous().to(next(model.parameters()).device)
+    out = {}
+    h = get_module(model, layer).register_forward_hook(lambda m, i, o: out.__setitem__("a", o))
+    was = model.training
+    model.eval()
+    model(x)
+    model.train(was)
+    h.remove()
+    a = out["a"]
+    return (a.mean((2, 3)) if a.dim() == 4 else a).float().cpu()
+
+
+def choose_suppressed(csi: torch.Tensor, frac: float) -> list[int]:
+    k = max(1, round(frac * len(csi)))
+    return sorted(torch.argsort(csi, descending=True)[:k].tolist())
+
+
+def channel_scale(n: int, suppressed: list[int], low: float, high: float) -> list[float]:
+    return [low if c in set(suppressed) else high for c in range(n)]
+
+
+# ------------------------------------------------------------------------------------------ oracle data
+def recolor(split: Split, colors: torch.Tensor) -> Split:
+    """A copy of ``split`` whose digits wear ``colors`` (palette ids); the background noise is kept
+    (exact wherever the original image was not clipped)."""
+    g = split.gray.float()[:, None] / 255.0
+    x = split.x.float() / 255.0
+    x = (x - g * split.palette[split.color][:, :, None, None] + g * split.palette[colors][:, :, None, None])
+    x = (x.clamp(0, 1) * 255).round().to(torch.uint8)
+    return Split(x, split.y, colors, colors != split.y, split.gray, split.palette)
+
+
+# ------------------------------------------------------------------------------------------ methods
+def train_method(method: str, cfg, common, train: Split, rt: Runtime, seed: int, evals: dict[str, Split]):
+    """Train one method with one seed. Returns (model, arch, arch_kwargs, history, extra metrics)."""
+    torch.manual_seed(seed)
+    bs = common.batch_size
+    extra: dict = {}
+    arch, kw = cfg.arch, dict(cfg.arch_kwargs(common))
+
+    def fc(epochs=None, s=seed):
+        return FitConfig(epochs=epochs or cfg.epochs, lr=cfg.lr, batch_size=bs, seed=s,
+                         schedule=getattr(cfg, "schedule", "constant"))
+
+    if method == "suppression":
+        # 1) a probe model of the same architecture trained on the biased data, 2) CSI of its conv2
+        # channels on the ten pure palette colors, 3) a fresh model with those channels scaled.
+        probe = build(arch, **kw)
+        fit(probe, train, fc(cfg.probe_epochs, seed + 1), rt, desc="suppression/probe")
+        csi = color_selectivity(channel_color_responses(probe, probe.cam_layer, train.palette.to(rt.device)))
+        chosen = choose_suppressed(csi, cfg.suppress_frac)
+        kw["channel_scale"] = channel_scale(len(csi), chosen, cfg.low, cfg.high)
+        extra = {"csi": csi.tolist(), "suppressed_channels": chosen}
+    torch.manual_seed(seed)
+    model = build(arch, **kw)
+    if method in ("vanilla", "shape_cnn", "suppression"):
+        hist = fit(model, train, fc(), rt, evals=evals, desc=method)
+    elif method == "oracle":
+        gen = torch.Generator().manual_seed(seed + 104729)
+        colors = torch.randint(0, 10, (len(train),), generator=gen).to(train.y.device)
+        hist = fit(model, recolor(train, colors), fc(), rt, evals=evals, desc=method)
+    elif method == "focal":
+        hist = fit(model, train, fc(), rt, Focal(cfg.gamma), evals=evals, desc=method)
+    elif method in ("consistency", "consistency_convnet"):
+        obj = Consistency(cfg.lam, seed, rt, brightness=cfg.brightness, contrast=cfg.contrast,
+                          saturation=cfg.saturation, hue=cfg.hue, extreme_frac=cfg.extreme_frac)
+        hist = fit(model, train, fc(), rt, obj, evals=evals, desc=method)
+    elif method == "lff":
+        biased = build(arch, **kw)
+        obj = LfF(biased, len(train), train.y, cfg.q, cfg.ema)
+        hist = fit(model, train, fc(), rt, obj, evals=evals, desc=method)
+    elif method == "jtt":
+        ident = build(arch, **kw)
+        fit(ident, train, fc(cfg.id_epochs, seed + 1), rt, desc="jtt/identify")
+        errors = torch.nonzero(predict(ident, train, rt).argmax(1) != train.y).squeeze(1)
+        extra = {"error_set_size": int(len(errors)),
+                 "error_set_conflicting_share": float(train.conflict[errors].float().mean()) if len(errors) else 0.0}
+        hist = fit(model, train, fc(), rt, sampler=jtt_sampler(len(train), errors, cfg.up), evals=evals, desc=method)
+    elif method == "rebias":
+        g = build("color_net")
+        hist = fit(model, train, fc(), rt, ReBias(g, cfg.lam, cfg.lam_g), evals=evals, desc=method)
+    else:
+        raise KeyError(f"train_debiased: unknown method {method!r}")
+    return model, arch, kw, hist, extra
+
+
+__all__ = ["TwoConvCNN", "train_method"]
