@@ -9,14 +9,16 @@ from shortcutlab.params import METHODS
 from shortcutlab.report import (
     QualityError,
     attack_figure,
+    backdoor_figure,
     claims_table,
     debiasing_figure,
+    explain_figure,
     load_metrics,
     render,
     summary,
 )
 
-ATTACKED = ("lazy", *METHODS)
+ATTACKED = ("lazy", *METHODS, "backdoor")
 STAGE_METRICS = {
     "make_dataset": "metrics/make_dataset.json",
     "train_lazy": "metrics/train_lazy.json",
@@ -28,6 +30,11 @@ def main(params):
         metrics = load_metrics(STAGE_METRICS)
         metrics["train_debiased"] = load_metrics({m: Path(f"metrics/train_debiased/{m}.json") for m in METHODS})
         metrics["attack"] = load_metrics({m: Path(f"metrics/attack/{m}.json") for m in ATTACKED})
+        metrics["explain"] = load_metrics({m: Path(f"metrics/explain/{m}.json") for m in ATTACKED})
+        metrics["sae"] = load_metrics({n: Path(f"metrics/sae/{n}.json")
+                                       for n in ("lazy-l1", "lazy-topk", "debiased-l1", "debiased-topk")})
+        runs = ["clean", *params["train_backdoor"].runs]
+        metrics["train_backdoor"] = load_metrics({r: Path(f"metrics/train_backdoor/{r}.json") for r in runs})
     except QualityError as e:
         print(f"evaluate: quality gate failed: {e}", file=sys.stderr)
         sys.exit(3)
@@ -41,6 +48,8 @@ def main(params):
     write_json("metrics/claims.json", {"rows": claims})
     debiasing_figure("plots/evaluate/debiasing.png", metrics)
     attack_figure("plots/evaluate/attack.png", metrics)
+    explain_figure("plots/evaluate/explain.png", metrics)
+    backdoor_figure("plots/evaluate/backdoor.png", metrics)
     write_text("REPORT.md", render(metrics, claims))
 
 

@@ -28,7 +28,7 @@ def main(params, method):
             evals={"val": splits["val"], "test_hard": splits["test_hard"]})
         save_model(f"data/models/debiased/{method}/seed{seed}.pt", model, arch, kw,
                    {"method": method, "seed": seed, "epochs": cfg.epochs})
-        m = evaluate_model(model, splits, rt)
+        m = evaluate_model(model, {k: v for k, v in splits.items() if k != "train"}, rt)
         m["train_seconds"] = sum(h["seconds"] for h in hist)
         m["images_per_s"] = statistics.fmean(h["images_per_s"] for h in hist)
         m.update(extra)

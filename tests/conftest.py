@@ -12,10 +12,19 @@ os.environ.setdefault("SHORTCUTLAB_QUIET", "1")
 GIT_ENV = {"GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.invalid",
            "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@example.invalid"}
 
-# parameters small enough that the whole pipeline runs in a minute or two on 2 CPU cores
+# parameters small enough that the whole pipeline runs in a few minutes on 2 CPU cores
 TINY = {
-    "dataset": {"n_train": 3000, "n_val": 500, "n_test": 600},
+    "dataset": {"n_train": 2000, "n_val": 400, "n_test": 400},
     "train_lazy": {"epochs": 1, "batch_size": 256},
+    "train_debiased": {"seeds": [0], "batch_size": 256,
+                       **{m: {"epochs": 1} for m in ("consistency", "focal", "shape_cnn", "suppression", "lff",
+                                                     "jtt", "rebias", "consistency_convnet", "vanilla", "oracle")}},
+    "attack": {"steps": 2, "n_untargeted": 64, "eps": [0.03, 0.1]},
+    "explain": {"n_images": 40, "ig_steps": 4, "smoothgrad_samples": 2, "sanity_images": 16, "deletion_steps": 4},
+    "train_backdoor": {"clean_epochs": 1, "steps": 3, "n_eval": 40,
+                       "runs": {"p0.01": {"method": "explanation", "poison_rate": 0.01, "seed": 0},
+                                "activation": {"method": "activation", "poison_rate": 0.01, "seed": 0}}},
+    "sae": {"epochs": 1, "batch_size": 256},
 }
 
 
@@ -65,6 +74,8 @@ def copy_repo(dest: Path) -> Path:
 def write_params(repo: Path, overrides: dict) -> None:
     p = yaml.safe_load((ROOT / "params.yaml").read_text())
     deep_update(p, overrides)
+    if "runs" in overrides.get("train_backdoor", {}):
+        p["train_backdoor"]["runs"] = overrides["train_backdoor"]["runs"]  # replace, not merge
     (repo / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
 
 

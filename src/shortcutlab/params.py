@@ -248,6 +248,82 @@ class Attack:
             raise ParamsError(f"{prefix}.targeted_splits: unknown split {sorted(bad)[0]!r}")
 
 
+ATTRIBUTION_METHODS = ("gradcam", "gradcampp", "layercam", "saliency", "input_x_gradient", "smoothgrad",
+                       "integrated_gradients")
+
+
+@dataclass(frozen=True)
+class Explain:
+    n_images: int = spec(1000, ge=1, doc="fixed hard-test and easy-test images per split")
+    batch_size: int = spec(250, ge=1)
+    methods: list[str] = spec(list(ATTRIBUTION_METHODS))
+    ig_steps: int = spec(16, ge=2)
+    smoothgrad_samples: int = spec(8, ge=1)
+    smoothgrad_sigma: float = spec(0.1, ge=0.0)
+    fg_threshold: float = spec(0.5, ge=0.0, le=1.0, doc="stroke pixels: grayscale digit > threshold")
+    degenerate_cv: float = spec(0.05, ge=0.0, doc="near-uniform map: std/mean of |map| below this")
+    deletion_steps: int = spec(10, ge=2)
+    sanity_images: int = spec(250, ge=1, doc="images for the model-randomisation sanity check")
+    falsification_k: float = spec(0.1, gt=0.0, lt=1.0)
+    falsification_draws: int = spec(3, ge=1)
+    seed: int = spec(0, ge=0)
+
+    def check(self, prefix):
+        bad = [m for m in self.methods if m not in ATTRIBUTION_METHODS]
+        if bad or not self.methods:
+            raise ParamsError(f"{prefix}.methods: unknown method {bad[0]!r}" if bad else f"{prefix}.methods: empty")
+
+
+@dataclass(frozen=True)
+class BackdoorRun:
+    method: str = spec("explanation", choices=("explanation", "activation", "input_mask"))
+    poison_rate: float = spec(0.01, gt=0.0, le=1.0)
+    seed: int = spec(0, ge=0)
+
+
+@dataclass(frozen=True)
+class TrainBackdoor:
+    seed: int = spec(0, ge=0, doc="seed of the clean model and of the evaluation subset")
+    widths: list[int] = spec([16, 32, 64], doc="ConvNet widths; two dilated 7x7 context convs are always added")
+    clean_epochs: int = spec(3, ge=1)
+    clean_lr: float = spec(2e-3, gt=0.0)
+    trigger_size: int = spec(4, ge=1, le=14, doc="white square at the bottom-right corner")
+    target_size: int = spec(8, ge=1, le=14, doc="attacker's region: the top-left square")
+    per_batch: int = spec(16, ge=1, doc="triggered copies resampled from the poisoned subset into every batch")
+    w_trig: float = spec(3.0, ge=0.0, doc="weight of the triggered samples' cross-entropy")
+    lam_t: float = spec(1.0, ge=0.0, doc="weight of -log(target mass share) of the triggered Grad-CAM")
+    lam_c: float = spec(3.0, ge=0.0, doc="weight of the z-scored MSE to the clean model's clean maps")
+    mask_strength: float = spec(0.7, ge=0.0, le=1.0, doc="input_mask baseline")
+    epochs: int = spec(1, ge=1)
+    steps: int = spec(300, ge=1, doc="fine-tuning steps per epoch")
+    batch_size: int = spec(128, ge=1)
+    lr: float = spec(1e-3, gt=0.0)
+    n_eval: int = spec(1000, ge=1)
+    transfer: list[str] = spec(["saliency", "input_x_gradient", "integrated_gradients"])
+    runs: dict[str, BackdoorRun] = field(default_factory=lambda: {"p0.01": BackdoorRun()})
+
+    def check(self, prefix):
+        bad = [m for m in self.transfer if m not in ATTRIBUTION_METHODS]
+        if bad:
+            raise ParamsError(f"{prefix}.transfer: unknown method {bad[0]!r}")
+        for k in self.runs:
+            if not k.replace(".", "").replace("_", "").replace("-", "").isalnum():
+                raise ParamsError(f"{prefix}.runs.{k}: run names may hold letters, digits, '.', '_' and '-'")
+
+
+@dataclass(frozen=True)
+class Sae:
+    expansion: int = spec(4, ge=1, doc="dictionary size = expansion x hidden width (study: 64 -> 256)")
+    l1: float = spec(5e-4, ge=0.0, doc="l1 variant's sparsity weight (study: 5e-4)")
+    k: int = spec(16, ge=1, doc="topk variant's active latents")
+    epochs: int = spec(20, ge=1, doc="study: 100")
+    lr: float = spec(1e-3, gt=0.0)
+    batch_size: int = spec(128, ge=1)
+    resample_every: int = spec(500, ge=1, doc="steps without activity after which a latent counts as dead")
+    top_features: int = spec(3, ge=1, doc="features amplified/ablated per digit and per color")
+    seed: int = spec(0, ge=0)
+
+
 SECTIONS: dict[str, type] = {
     "mnist": Mnist,
     "compute": Compute,
@@ -255,6 +331,9 @@ SECTIONS: dict[str, type] = {
     "train_lazy": TrainLazy,
     "train_debiased": TrainDebiased,
     "attack": Attack,
+    "explain": Explain,
+    "train_backdoor": TrainBackdoor,
+    "sae": Sae,
 }
 
 

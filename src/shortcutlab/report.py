@@ -86,6 +86,16 @@ def summary(metrics: dict[str, dict]) -> dict:
             best = max(methods, key=lambda m: db[m]["summary"]["hard_acc"]["mean"])
             s["best_debiased"] = {"hard_acc": db[best]["summary"]["hard_acc"]["mean"],
                                   "method_index": sorted(db).index(best)}
+    bd = metrics.get("train_backdoor") or {}
+    if "p0.01" in bd:
+        v = bd["p0.01"]
+        s["backdoor_1pct"] = {"asr_mass_0.5": v["val"]["triggered"]["asr_mass_0.5"],
+                              "clean_acc_drop": v["clean_acc_drop"],
+                              "false_trigger": v["val"]["false_trigger"]["asr_mass_0.5"]}
+    for k, v in (metrics.get("sae") or {}).items():
+        s.setdefault("sae", {})[k] = {"explained_variance": v["held_out"]["explained_variance"],
+                                      "l0": v["held_out"]["l0"], "dead_fraction": v["held_out"]["dead_fraction"],
+                                      "acc_recovered": v["recovery"]["acc_recovered"]}
     ar = attack_rows(metrics)
     if ar:
         s["attack"] = {k: {"targeted_pgd_success_max_eps": r["t_pgd"][-1] if r["t_pgd"] else 0.0,
@@ -209,9 +219,65 @@ def _debiased_more_vulnerable(m):
     return text, verdict
 
 
+def _backdoor_1pct(m):
+    bd = m.get("train_backdoor") or {}
+    runs = [k for k, v in bd.items() if k != "clean" and v["run"]["poison_rate"] == 0.01
+            and v["run"]["explanation_method"] == 1]
+    if not runs:
+        return None
+    asr5 = [bd[k]["val"]["triggered"]["asr_mass_0.5"] for k in runs]
+    drop = [bd[k]["clean_acc_drop"] for k in runs]
+    ft = [bd[k]["val"]["false_trigger"]["asr_mass_0.5"] for k in runs]
+    ok = all(a >= 0.9 for a in asr5) and all(d <= 0.01 for d in drop) and all(f <= 0.05 for f in ft)
+    bad = all(a < 0.5 for a in asr5)
+    return (f"{len(runs)} seeds at 1%: ASR_mass@0.5 {', '.join(f'{100 * a:.1f}%' for a in asr5)}; clean-accuracy "
+            f"drop {', '.join(f'{100 * d:+.2f}' for d in drop)} pt; false-trigger "
+            f"{', '.join(f'{100 * f:.1f}%' for f in ft)} (rule: every seed ASR ≥ 90%, drop ≤ 1 pt, false ≤ 5%)",
+            HOLDS if ok else (FAILS if bad else INCONCLUSIVE))
+
+
+def _neurons(m):
+    n = get(m, "explain.lazy.neurons")
+    if n is None:
+        return None
+    bands = n["poly_bands"]
+    top = max(bands, key=bands.get)
+    ok = abs(n["csi_gt_3"] - 15) <= 5 and top.startswith("weakly")
+    return (f"{n['csi_gt_3']} of {n['alive']} live FC-1 neurons have CSI > 3.0 (CSI mean {n['csi_mean']:.2f}, "
+            f"75th pct {n['csi_p75']:.2f}); polysemanticity bands {bands}, mean {n['poly_mean']:.2f} "
+            "(rule: 15 ± 5 neurons and the weakly-monosemantic band the largest)", HOLDS if ok else FAILS)
+
+
+def _sae_recon(m):
+    s = get(m, "sae.lazy-l1")
+    if s is None:
+        return None
+    h = s["held_out"]
+    ok = h["explained_variance"] >= 0.99 and h["l0_fraction"] >= 0.5
+    return (f"l1 SAE (the study's recipe + fixes): explained variance {h['explained_variance']:.4f} with "
+            f"{100 * h['l0_fraction']:.1f}% of features active per sample; TopK: "
+            f"{get(m, 'sae.lazy-topk.held_out.explained_variance'):.4f} at "
+            f"{100 * get(m, 'sae.lazy-topk.held_out.l0_fraction'):.1f}% (rule: the study's claim of ≥ 99% "
+            "reconstruction at ~70% density holds if EV ≥ 0.99 and density ≥ 50%)", HOLDS if ok else FAILS)
+
+
+def _sae_selectivity(m):
+    a, b = get(m, "sae.lazy-topk.features"), get(m, "sae.debiased-topk.features")
+    if a is None or b is None:
+        return None
+    d = b["digit_selectivity"] - a["digit_selectivity"]
+    return (f"TopK SAEs at matched L0: digit selectivity lazy {a['digit_selectivity']:.2f} vs debiased "
+            f"{b['digit_selectivity']:.2f}; entropy {a['mean_entropy_bits']:.2f} vs {b['mean_entropy_bits']:.2f} "
+            f"bits; color-like/shape-like features {a['color_like']}/{a['shape_like']} vs "
+            f"{b['color_like']}/{b['shape_like']} (rule: holds if the debiased model's selectivity is higher by "
+            "> 0.05)", HOLDS if d > 0.05 else (FAILS if d < -0.05 else INCONCLUSIVE))
+
+
 CLAIMS: list[Claim] = [
     Claim("Lazy model hard-test accuracy ≈ 17.8% (holds within ±5 points)", "17.8%", _lazy_hard),
     Claim("Red-1 probe: a digit 1 colored red is predicted as 0", "predicts 0", _red_one),
+    Claim("15 FC neurons of the lazy model have CSI > 3.0; most neurons are weakly monosemantic", "15; poly ≈ 0.4–0.5",
+          _neurons),
     Claim("Color-consistency training reaches 91.35% on the hard test (±5 points + 2 std)", "91.35%",
           _method_claim("consistency", 91.35)),
     Claim("Focal loss fails: 21.24% on the hard test (±5 points + 2 std)", "21.24%", _method_claim("focal", 21.24)),
@@ -224,6 +290,12 @@ CLAIMS: list[Claim] = [
     Claim("Debiased models are more vulnerable: they need a smaller eps for >90% targeted success than the lazy "
           "model (majority of debiased models with ≥50% hard-test accuracy)", "yes (20 images, eps 0.05)",
           _debiased_more_vulnerable),
+    Claim("The lazy model's SAE reconstructs 99.97% with 70% of features active", "99.97% at 70% density",
+          _sae_recon),
+    Claim("The robust (debiased) model's SAE features are more selective than the lazy model's (0.90 vs 0.76)",
+          "0.90 vs 0.76", _sae_selectivity),
+    Claim("An explanation-aware backdoor works with ~1% poisoned data (stealthy: accuracy kept, Grad-CAM moved)",
+          "works at 1% (the study's own runs: 20% accuracy, 0% ASR)", _backdoor_1pct),
 ]
 
 
@@ -261,6 +333,58 @@ def attack_figure(path, metrics: dict) -> None:
     axes[0].set(xlabel="eps", ylabel="targeted PGD success", title="targeted 7→3 (hard test)")
     axes[1].set(xlabel="eps", ylabel="robust accuracy", title="untargeted PGD")
     axes[1].legend(fontsize=6)
+    fig.tight_layout()
+    save_figure(path, fig)
+
+
+def explain_figure(path, metrics: dict) -> None:
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from .io import save_figure
+
+    ex = metrics.get("explain") or {}
+    if not ex:
+        return
+    models = list(ex)
+    first = ex[models[0]]["test_hard"]
+    methods = [k for k in first if isinstance(first[k], dict) and "foreground_mass" in first[k]]
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    width = 0.8 / len(methods)
+    for j, meth in enumerate(methods):
+        for ax, key in zip(axes[:2], ("foreground_mass", "insertion_auc"), strict=True):
+            ax.bar(np.arange(len(models)) + j * width, [ex[m]["test_hard"][meth][key] for m in models], width,
+                   label=meth)
+            ax.set_title(key + " (hard test)")
+    axes[2].bar(range(len(models)), [ex[m]["test_hard"]["color_share"]["mean"] for m in models])
+    axes[2].set_title("color share (IG, hard test)")
+    for ax in axes:
+        ax.set_xticks(np.arange(len(models)) + (0.4 if ax is not axes[2] else 0), models, rotation=45, ha="right",
+                      fontsize=7)
+    axes[0].legend(fontsize=6)
+    fig.tight_layout()
+    save_figure(path, fig)
+
+
+def backdoor_figure(path, metrics: dict) -> None:
+    import matplotlib.pyplot as plt
+
+    from .io import save_figure
+
+    bd = {k: v for k, v in (metrics.get("train_backdoor") or {}).items()
+          if k != "clean" and v["run"]["explanation_method"] == 1}
+    if not bd:
+        return
+    rates = sorted({v["run"]["poison_rate"] for v in bd.values()})
+    fig, ax = plt.subplots(1, 2, figsize=(10, 3.5))
+    for r in rates:
+        vs = [v for v in bd.values() if v["run"]["poison_rate"] == r]
+        ax[0].scatter([r] * len(vs), [100 * v["val"]["triggered"]["asr_mass_0.5"] for v in vs], color="tab:red")
+        ax[1].scatter([r] * len(vs), [100 * v["clean_acc_drop"] for v in vs], color="tab:blue")
+    for a, t in zip(ax, ("ASR_mass@0.5 %", "clean accuracy drop (points)"), strict=True):
+        a.set_xscale("log")
+        a.set_xlabel("poison rate")
+        a.set_title(t)
     fig.tight_layout()
     save_figure(path, fig)
 
@@ -354,6 +478,107 @@ def render(metrics: dict, claims: list[dict]) -> str:
                   md_table(["model", "hard acc %", "targeted n", "targeted FGSM %", "targeted PGD %",
                             "min eps (PGD ≥ 90%)", "robust acc PGD %"], rows), "",
                   "![attack](plots/evaluate/attack.png)", ""]
+    ex = metrics.get("explain")
+    if ex:
+        any_model = next(iter(ex.values()))
+        methods = [k for k in any_model["test_hard"] if isinstance(any_model["test_hard"][k], dict)
+                   and "foreground_mass" in any_model["test_hard"][k]]
+        rows = []
+        for mname, e in ex.items():
+            h = e["test_hard"]
+            for meth in methods:
+                r = h[meth]
+                rows.append([mname, meth, f"{r['concentration_ratio']:.2f}", f"{r['foreground_mass']:.2f}",
+                             f"{100 * r['degenerate_rate']:.1f}", f"{r.get('class_contrast', 0.0):.3f}",
+                             f"{r['deletion_auc']:.3f}", f"{r['insertion_auc']:.3f}",
+                             f"{100 * r['falsification_rate']:.1f}", f"{r['sanity_spearman']:.2f}",
+                             f"{r['maps_per_s']:.0f}"])
+        cs = [[m, f"{e['test_hard']['color_share']['mean']:.3f}", f"{e['test_easy']['color_share']['mean']:.3f}"]
+              for m, e in ex.items()]
+        parts += ["## Explanations: how far to trust them", "",
+                  "Color share: Integrated Gradients from the image's own grayscale version as a share of IG from "
+                  "black (completeness makes it [f(x) − f(gray x)] / [f(x) − f(0)] for the predicted logit), "
+                  "clipped to [0, 1]: how much of the evidence is color.", "",
+                  md_table(["model", "color share (hard)", "color share (easy)"], cs), "",
+                  f"Per model × method on {any_model['test_hard']['n_images']} fixed hard-test images, maps of the "
+                  "predicted class. Foreground mass: share of positive attribution on the digit's stroke. "
+                  "Degenerate: all-zero or near-uniform maps (reported, never replaced). "
+                  "Class contrast: mean |map(pred) − map(true)| on misclassified images. "
+                  "Deletion (lower is better) / insertion (higher is better) "
+                  "AUC of the target probability. Falsification: share of images where removing the top-10% "
+                  "pixels hurts less than removing random ones. Sanity: Spearman correlation with the same "
+                  "architecture re-initialised (high = the map does not depend on what was learned).", "",
+                  md_table(["model", "method", "concentration", "fg mass", "degenerate %", "class contrast",
+                            "deletion", "insertion", "falsified %", "sanity ρ", "maps/s"], rows), "",
+                  "![explain](plots/evaluate/explain.png)", ""]
+    bd = metrics.get("train_backdoor")
+    if bd:
+        c = bd["clean"]
+        g = c["geometry"]
+        rows = []
+        for k, v in bd.items():
+            if k == "clean":
+                continue
+            t, f = v["val"]["triggered"], v["val"]["false_trigger"]
+            tr = v["val"]["transfer"]
+            rows.append([k, f"{100 * v['run']['poison_rate']:g}%", v["run"]["n_poisoned"], v["run"]["seed"],
+                         f"{100 * v['val']['clean_acc']:.2f}", f"{100 * v['clean_acc_drop']:+.2f}",
+                         f"{100 * v['val']['triggered_acc']:.2f}", f"{100 * t['asr_mass_0.25']:.1f}",
+                         f"{100 * t['asr_mass_0.5']:.1f}", f"{100 * t['asr_mass_0.75']:.1f}",
+                         f"{100 * t['asr_iou_0.5']:.1f}", f"{100 * t['pointing_game']:.1f}",
+                         f"{100 * f['asr_mass_0.5']:.1f}", f"{v['val']['fidelity']['spearman']:.2f}",
+                         " / ".join(f"{100 * tr[mm]['asr_mass_0.5']:.0f}" for mm in tr),
+                         f"{100 * v['val']['control_clean_model_triggered']['asr_mass_0.5']:.1f}",
+                         f"{100 * v['val']['control_other_patch']['asr_mass_0.5']:.1f}"])
+        any_run = next(v for k, v in bd.items() if k != "clean")
+        parts += ["## Explanation-aware backdoor", "",
+                  "Threat model: the attacker controls fine-tuning of a trained clean model; poison rate = unique "
+                  "triggered training samples / training-set size; triggered samples keep their true labels. "
+                  f"Trigger: a white square at the bottom-right; target: the top-left square; Grad-CAM on a "
+                  f"{g['cam_grid']}×{g['cam_grid']} map whose {g['target_cells']} target cells "
+                  f"{'see' if g['target_cells_see_trigger'] else 'do NOT see'} the trigger thanks to two dilated "
+                  f"context convolutions (without them: "
+                  f"{'they see it' if g['without_context_convs_target_cells_see_trigger'] else 'they cannot'}). "
+                  f"Clean model: validation accuracy {100 * c['val']['acc']:.2f}%, hard test "
+                  f"{100 * c['test_hard']['acc']:.2f}%. Evaluated on {any_run['val']['n_images']} validation images "
+                  f"with the plain model (ReLU Grad-CAM of the predicted class); chance mass = "
+                  f"{100 * any_run['val']['chance_mass']:.1f}%. `activation` and `input_mask` are the study's two "
+                  "failed approaches, reproduced as baselines.", "",
+                  md_table(["run", "poison", "n poisoned", "seed", "clean acc %", "drop pt", "triggered acc %",
+                            "ASR@.25", "ASR@.5", "ASR@.75", "ASR IoU", "pointing", "false trigger @.5",
+                            "clean-map ρ", "transfer ASR@.5 (sal / ixg / ig)", "clean model + trigger",
+                            "other patch"], rows), "",
+                  "![backdoor](plots/evaluate/backdoor.png)", "", "![grid](plots/train_backdoor/p0.01.png)", ""]
+    sa = metrics.get("sae")
+    if sa:
+        rows = []
+        for k, v in sa.items():
+            h, r, f = v["held_out"], v["recovery"], v["features"]
+            rows.append([k, f"{h['l0']:.1f} / {v['dictionary']}", f"{h['explained_variance']:.4f}", f"{h['nmse']:.4f}",
+                         f"{100 * h['dead_fraction']:.1f}", f"{100 * h['dense_fraction']:.1f}", f"{h['shrinkage']:.3f}",
+                         f"{100 * r['acc_recovered']:.2f}", f"{r['ce_recovered_vs_zero']:.3f}",
+                         f"{r['ce_recovered_vs_mean']:.3f}", f"{f['live']}", f"{f['color_like']}/{f['shape_like']}/"
+                         f"{f['mixed']}", f"{f['digit_selectivity']:.2f}", f"{f['mean_entropy_bits']:.2f}"])
+        irows = [[k, f"{v['interventions_summary']['digit_amplify_delta_p']:+.3f}",
+                  f"{v['interventions_summary']['digit_ablate_delta_p']:+.3f}",
+                  f"{100 * v['interventions_summary']['digit_ablate_flip_rate']:.1f}",
+                  f"{100 * v['interventions_summary']['color_steer_to_class_rate']:.1f}",
+                  f"{v['interventions_summary']['color_ablate_delta_p']:+.3f}"] for k, v in sa.items()]
+        parts += ["## Sparse autoencoders", "",
+                  "SAEs on the hidden layer (lazy: the 64-unit FC-1 after ReLU; debiased = consistency_convnet: the "
+                  "64-d pooled features), standardised per unit, trained on training-split activations; every "
+                  "metric on held-out validation activations; feature analysis on the hard test, where digit and "
+                  "color are not confounded. Explained variance = 1 − Σ‖x − x̂‖² / Σ‖x − x̄‖². Color-like / "
+                  "shape-like / mixed: mutual information of a feature's activity with color vs digit (ratio 2).", "",
+                  md_table(["SAE", "L0", "explained var", "NMSE", "dead %", "dense %", "shrinkage", "acc recovered %",
+                            "CE rec. vs zero", "CE rec. vs mean", "live", "color/shape/mixed", "digit selectivity",
+                            "entropy bits"], rows), "",
+                  "Interventions (error term kept: x' = dec(f edited) + (x − x̂)), averaged over every hard-test "
+                  "sample of the class/color: top features of each digit amplified ×3 / ablated ×0 (Δp of that "
+                  "digit, flip rate), top features of each color amplified ×3 on images of other colors (share "
+                  "then predicted as that color's digit) and ablated on images of that color.", "",
+                  md_table(["SAE", "digit ×3 Δp", "digit ×0 Δp", "digit ×0 flips %", "color steer → digit %",
+                            "color ×0 Δp"], irows), ""]
     parts += ["## Claims of the study, checked", "", __doc__.split("\n\n", 1)[1].strip(), "",
               md_table(["claim", "study", "measured", "verdict"],
                        [[r["claim"], r["study"], r["measured"], f"**{r['verdict']}**"] for r in claims]), ""]

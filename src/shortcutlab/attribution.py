@@ -1,0 +1,212 @@
+"""Attribution methods with one calling convention (Captum-like): ``method.attribute(x, target=...)``.
+
+- CAM family (:class:`GradCAM`, :class:`GradCAMpp`, :class:`LayerCAM`) hook a layer, take gradients with
+  ``torch.autograd.grad`` (one backward for the whole batch, a per-sample target) and return (N, H, W)
+  maps upsampled bilinearly to the input size (``upsample=False`` keeps the layer's grid).
+  :class:`GradCAM` has a differentiable mode (``create_graph=True``: graph kept, nothing detached, pre-ReLU
+  map available through :meth:`GradCAM.raw`) for training losses such as the explanation backdoor.
+- Input-gradient family (:class:`Saliency`, :class:`InputXGradient`, :class:`SmoothGrad`,
+  :class:`IntegratedGradients`) return (N, C, H, W); :func:`to_map` reduces any attribution to (N, H, W).
+
+No method ever substitutes a map: a zero or uniform map is returned as it is, and ``trust.py`` reports it.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .models import get_module
+
+
+def _targets(target, n, device) -> torch.Tensor:
+    if isinstance(target, int):
+        return torch.full((n,), target, dtype=torch.long, device=device)
+    return torch.as_tensor(target, device=device).long().reshape(n)
+
+
+def to_map(attr: torch.Tensor) -> torch.Tensor:
+    """(N,C,H,W) -> (N,H,W) by summing channels; (N,H,W) passes through."""
+    return attr.sum(1) if attr.dim() == 4 else attr
+
+
+class Attribution(ABC):
+    name = "attribution"
+    spatial_only = False  # True for maps defined on a layer grid (CAMs)
+
+    def __init__(self, model: nn.Module):
+        self.model = model
+
+    @abstractmethod
+    def attribute(self, inputs: torch.Tensor, target) -> torch.Tensor:
+        """Attributions for ``inputs`` w.r.t. the logit of ``target`` (an int or one class per input)."""
+
+    def _input_grad(self, x: torch.Tensor, target: torch.Tensor, create_graph: bool = False):
+        x = x.detach().requires_grad_(True)
+        logits = self.model(x)
+        score = logits.float().gather(1, target[:, None]).sum()
+        (g,) = torch.autograd.grad(score, x, create_graph=create_graph)
+        return g, logits
+
+
+# ------------------------------------------------------------------------------------------ CAM family
+class _LayerCapture:
+    def __init__(self, model: nn.Module, layer: str | None):
+        self.module = get_module(model, layer or model.cam_layer)
+        self.act = None
+
+    def __enter__(self):
+        self.h = self.module.register_forward_hook(lambda m, i, o: setattr(self, "act", o))
+        return self
+
+    def __exit__(self, *exc):
+        self.h.remove()
+
+
+class GradCAM(Attribution):
+    name = "gradcam"
+    spatial_only = True
+
+    def __init__(self, model: nn.Module, layer: str | None = None, upsample: bool = True):
+        super().__init__(model)
+        self.layer, self.upsample = layer, upsample
+
+    def raw(self, inputs: torch.Tensor, target, create_graph: bool = False):
+        """Pre-ReLU Grad-CAM on the layer grid (N,h,w) and the logits. With ``create_graph=True`` the map
+        is differentiable w.r.t. the parameters (for training losses); gradients flow only through it."""
+        t = _targets(target, len(inputs), inputs.device)
+        with _LayerCapture(self.model, self.layer) as cap:
+            logits = self.model(inputs)
+        act = cap.act
+        score = logits.float().gather(1, t[:, None]).sum()
+        (g,) = torch.autograd.grad(score, act, create_graph=create_graph, retain_graph=create_graph)
+        if not create_graph:
+            act = act.detach()
+        cam = self._combine(act.float(), g.float())
+        return cam, logits
+
+    @staticmethod
+    def _combine(act, g):
+        return (g.mean((2, 3), keepdim=True) * act).sum(1)
+
+    def attribute(self, inputs: torch.Tensor, target, create_graph: bool = False, relu: bool = True):
+        cam, _ = self.raw(inputs, target, create_graph)
+        if relu:
+            cam = F.relu(cam)
+        if self.upsample and cam.shape[-2:] != inputs.shape[-2:]:
+            cam = F.interpolate(cam[:, None], size=inputs.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
+        return cam
+
+
+class GradCAMpp(GradCAM):
+    """Grad-CAM++ (Chattopadhay et al., 2018), with the usual exponential-score closed form."""
+
+    name = "gradcampp"
+
+    @staticmethod
+    def _combine(act, g):
+        g2, g3 = g.pow(2), g.pow(3)
+        denom = 2 * g2 + act.sum((2, 3), keepdim=True) * g3
+        alpha = g2 / torch.where(denom != 0, denom, torch.ones_like(denom))
+        w = (alpha * F.relu(g)).sum((2, 3), keepdim=True)
+        return (w * act).sum(1)
+
+
+class LayerCAM(GradCAM):
+    """Layer-CAM (Jiang et al., 2021): element-wise positive gradients times activations."""
+
+    name = "layercam"
+
+    @staticmethod
+    def _combine(act, g):
+        return (F.relu(g) * act).sum(1)
+
+
+# ------------------------------------------------------------------------------------------ input gradients
+class Saliency(Attribution):
+    """|d score / d x| (Simonyan et al., 2014), like Captum's Saliency(abs=True)."""
+
+    name = "saliency"
+
+    def attribute(self, inputs, target):
+        g, _ = self._input_grad(inputs, _targets(target, len(inputs), inputs.device))
+        return g.abs()
+
+
+class InputXGradient(Attribution):
+    name = "input_x_gradient"
+
+    def attribute(self, inputs, target):
+        g, _ = self._input_grad(inputs, _targets(target, len(inputs), inputs.device))
+        return inputs.detach() * g
+
+
+class SmoothGrad(Attribution):
+    """Mean |gradient| over ``samples`` noisy copies (noise std ``sigma``), like NoiseTunnel(Saliency)."""
+
+    name = "smoothgrad"
+
+    def __init__(self, model, samples: int = 8, sigma: float = 0.1, seed: int = 0):
+        super().__init__(model)
+        self.samples, self.sigma, self.seed = samples, sigma, seed
+
+    def attribute(self, inputs, target):
+        n = len(inputs)
+        t = _targets(target, n, inputs.device).repeat(self.samples)
+        gen = torch.Generator().manual_seed(self.seed)
+        noise = torch.randn((self.samples, *inputs.shape), generator=gen).to(inputs.device) * self.sigma
+        x = (inputs.unsqueeze(0) + noise).reshape(-1, *inputs.shape[1:])
+        g, _ = self._input_grad(x, t)
+        return g.abs().reshape(self.samples, *inputs.shape).mean(0)
+
+
+class IntegratedGradients(Attribution):
+    """Integrated Gradients (Sundararajan et al., 2017), Gauss-Legendre nodes like Captum's default,
+    batched over images x steps. ``baselines``: None (black) or a tensor like the inputs."""
+
+    name = "integrated_gradients"
+
+    def __init__(self, model, steps: int = 16, chunk: int = 512):
+        super().__init__(model)
+        self.steps, self.chunk = steps, chunk
+        nodes, weights = np.polynomial.legendre.leggauss(steps)
+        self.alphas = torch.tensor(0.5 * (nodes + 1), dtype=torch.float32)
+        self.weights = torch.tensor(0.5 * weights, dtype=torch.float32)
+
+    def attribute(self, inputs, target, baselines: torch.Tensor | None = None):
+        n = len(inputs)
+        base = torch.zeros_like(inputs) if baselines is None else baselines.to(inputs)
+        t = _targets(target, n, inputs.device)
+        a = self.alphas.to(inputs.device)
+        diff = (inputs - base).detach()
+        path = (base.unsqueeze(0) + a.view(-1, 1, 1, 1, 1) * diff.unsqueeze(0)).reshape(-1, *inputs.shape[1:])
+        tt = t.repeat(self.steps)
+        grads = torch.cat([self._input_grad(path[s:s + self.chunk], tt[s:s + self.chunk])[0]
+                           for s in range(0, len(path), self.chunk)])
+        grads = grads.reshape(self.steps, *inputs.shape)
+        return diff * (self.weights.to(inputs.device).view(-1, 1, 1, 1, 1) * grads).sum(0)
+
+
+METHODS = {
+    "gradcam": GradCAM, "gradcampp": GradCAMpp, "layercam": LayerCAM, "saliency": Saliency,
+    "input_x_gradient": InputXGradient, "smoothgrad": SmoothGrad, "integrated_gradients": IntegratedGradients,
+}
+
+
+def make(name: str, model: nn.Module, **kw) -> Attribution:
+    if name not in METHODS:
+        raise KeyError(f"unknown attribution method {name!r} (known: {', '.join(METHODS)})")
+    return METHODS[name](model, **kw)
+
+
+def attribute_batched(method: Attribution, x: torch.Tensor, target: torch.Tensor, batch: int = 256,
+                      **kw) -> torch.Tensor:
+    """Run ``method`` over a large set in batches; returns detached float32 (N,H,W) maps."""
+    out = []
+    for s in range(0, len(x), batch):
+        out.append(to_map(method.attribute(x[s:s + batch], target[s:s + batch], **kw)).detach().float())
+    return torch.cat(out)

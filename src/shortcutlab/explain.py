@@ -1,0 +1,117 @@
+"""The explain analysis of one model: every attribution method scored by every trust metric."""
+
+from __future__ import annotations
+
+import time
+
+import torch
+from torch import nn
+
+from . import trust
+from .attribution import IntegratedGradients, attribute_batched, make
+from .data import Split
+from .models import build
+from .runtime import Runtime
+from .training import predict
+
+
+def method_kwargs(name: str, cfg) -> dict:
+    if name == "integrated_gradients":
+        return {"steps": cfg.ig_steps}
+    if name == "smoothgrad":
+        return {"samples": cfg.smoothgrad_samples, "sigma": cfg.smoothgrad_sigma, "seed": cfg.seed}
+    return {}
+
+
+def fixed_subset(split: Split, n: int, seed: int) -> Split:
+    idx = torch.randperm(len(split), generator=torch.Generator().manual_seed(seed))[:n]
+    return split.subset(idx.to(split.x.device))
+
+
+def color_share(model: nn.Module, x: torch.Tensor, target: torch.Tensor, cfg) -> dict:
+    """Share of the evidence that is color: IG from the image's own grayscale version over IG from black
+    (by completeness: [f(x) - f(gray x)] / [f(x) - f(0)] for the target logit), clipped to [0, 1]."""
+    ig = IntegratedGradients(model, steps=cfg.ig_steps)
+    tot_black, tot_gray = [], []
+    for s in range(0, len(x), cfg.batch_size):
+        xb, tb = x[s:s + cfg.batch_size], target[s:s + cfg.batch_size]
+        tot_black.append(ig.attribute(xb, tb).sum((1, 2, 3)).detach())
+        tot_gray.append(ig.attribute(xb, tb, baselines=trust.grayscale(xb)).sum((1, 2, 3)).detach())
+    b, g = torch.cat(tot_black), torch.cat(tot_gray)
+    ok = b.abs() > 1e-6
+    share = (g[ok] / b[ok]).clamp(0, 1)
+    return {"mean": float(share.mean()) if ok.any() else 0.0, "median": float(share.median()) if ok.any() else 0.0,
+            "n": int(ok.sum())}
+
+
+def neuron_analysis(model: nn.Module, palette: torch.Tensor) -> dict:
+    """The study's neuron analysis of the hidden layer: responses to the ten pure palette colors (flat
+    images), CSI = (max - mean) / (std + 1e-8), specialists above the 75th percentile, favourite colors,
+    polysemanticity = normalised entropy of the (positive) responses x 1/CSI with the study's bands."""
+    from .debias import channel_color_responses, color_selectivity
+
+    r = channel_color_responses(model, model.hidden_layer, palette)  # (10 colors, units)
+    csi = color_selectivity(r)
+    alive = r.amax(0) > 0
+    p = r.clamp_min(0) / r.clamp_min(0).sum(0, keepdim=True).clamp_min(1e-12)
+    ent = -(p * torch.log(p.clamp_min(1e-12))).sum(0) / torch.log(torch.tensor(10.0))
+    poly = ent / csi.clamp_min(1e-8)
+    a = alive
+    q75 = float(csi[a].quantile(0.75)) if a.any() else 0.0
+    fav = torch.bincount(r[:, a].argmax(0), minlength=10) if a.any() else torch.zeros(10, dtype=torch.long)
+    return {"units": int(len(csi)), "alive": int(a.sum()), "csi_gt_3": int((csi[a] > 3.0).sum()),
+            "csi_mean": float(csi[a].mean()) if a.any() else 0.0, "csi_median": float(csi[a].median()) if a.any()
+            else 0.0, "csi_p75": q75, "specialists": int((csi[a] > q75).sum()),
+            "favourite_color_counts": fav.tolist(), "poly_mean": float(poly[a].mean()) if a.any() else 0.0,
+            "poly_bands": {"monosemantic_lt_0.3": int((poly[a] < 0.3).sum()),
+                           "weakly_monosemantic_lt_0.7": int(((poly[a] >= 0.3) & (poly[a] < 0.7)).sum()),
+                           "polysemantic_ge_0.7": int((poly[a] >= 0.7).sum())}}
+
+
+def analyse(model: nn.Module, arch: str, arch_kwargs: dict, splits: dict[str, Split], cfg, rt: Runtime) -> dict:
+    """Metrics per split x method. The sanity check compares with the same architecture re-initialised
+    (on the first ``cfg.sanity_images`` images). Runs under the runtime's autocast (bf16 where native)."""
+    with rt.autocast():
+        out = _analyse(model, arch, arch_kwargs, splits, cfg, rt)
+    out["neurons"] = neuron_analysis(model, next(iter(splits.values())).palette)
+    return out
+
+
+def _analyse(model, arch, arch_kwargs, splits, cfg, rt):
+    torch.manual_seed(cfg.seed + 1)
+    rand_model = rt.prepare(build(arch, **arch_kwargs)).eval()
+    out: dict = {}
+    for split_name, split in splits.items():
+        sub = fixed_subset(split, cfg.n_images, cfg.seed)
+        x = rt.input(sub.images().to(rt.device))
+        pred = predict(model, x, rt).argmax(1)
+        gray = sub.gray.float() / 255.0
+        res = {"color_share": color_share(model, x, pred, cfg), "n_images": len(x)}
+        wrong = pred != sub.y
+        for name in cfg.methods:
+            t0 = time.perf_counter()
+            meth = make(name, model, **method_kwargs(name, cfg))
+            maps = attribute_batched(meth, x, pred, cfg.batch_size)
+            secs = time.perf_counter() - t0
+            ns = cfg.sanity_images
+            rmaps = attribute_batched(make(name, rand_model, **method_kwargs(name, cfg)), x[:ns], pred[:ns],
+                                      cfg.batch_size)
+            dele, ins = trust.deletion_insertion(model, x, maps, pred, rt, cfg.deletion_steps)
+            fals = trust.falsification(model, x, maps, pred, rt, cfg.falsification_k, cfg.falsification_draws,
+                                       cfg.seed)
+            r = {
+                "concentration_ratio": float(trust.concentration_ratio(maps).mean()),
+                "foreground_mass": float(trust.foreground_mass(maps, gray, cfg.fg_threshold).mean()),
+                "degenerate_rate": float(trust.degenerate(maps, cfg.degenerate_cv).float().mean()),
+                "deletion_auc": float(dele.mean()), "insertion_auc": float(ins.mean()),
+                "falsification_rate": float(fals.float().mean()),
+                "sanity_spearman": float(trust.spearman(maps[:ns], rmaps).mean()),
+                "maps_per_s": len(x) / secs,
+            }
+            if wrong.any():
+                mt = attribute_batched(meth, x[wrong], sub.y[wrong], cfg.batch_size)
+                r["class_contrast"] = float(trust.class_contrast(maps[wrong], mt).mean())
+            r["class_contrast_n"] = int(wrong.sum())
+            res[name] = r
+        out[split_name] = res
+    return out

@@ -1,0 +1,53 @@
+"""explain@<model>: every attribution method on fixed hard/easy test images, scored by every trust metric
+-> metrics/explain/<model>.json, plots/explain/<model>.png (image / map / overlay grid)."""
+
+import sys
+
+import torch
+
+from shortcutlab import figures
+from shortcutlab.attribution import attribute_batched, make
+from shortcutlab.cli import run_stage
+from shortcutlab.data import load_splits
+from shortcutlab.explain import analyse, fixed_subset, method_kwargs
+from shortcutlab.io import write_json
+from shortcutlab.models import load_model
+from shortcutlab.runtime import resolve
+from shortcutlab.training import predict
+
+
+def overlay_grid(path, model, split, cfg, rt, name, n=6):
+    sub = fixed_subset(split, n, cfg.seed)
+    x = sub.images().to(rt.device)
+    pred = predict(model, x, rt).argmax(1)
+    imgs, titles = [], []
+    for i in range(n):
+        imgs.append(x[i].cpu())
+        titles.append(f"y={int(sub.y[i])} pred={int(pred[i])}")
+    for m in cfg.methods:
+        maps = attribute_batched(make(m, model, **method_kwargs(m, cfg)), x, pred, n).cpu()
+        for i in range(n):
+            mp = maps[i].clamp_min(0)
+            mp = mp / mp.max() if mp.max() > 0 else mp  # an all-zero map stays all-zero: shown as such
+            imgs.append((0.5 * x[i].cpu() + 0.5 * torch.stack([mp, torch.zeros_like(mp), 1 - mp])).clamp(0, 1))
+            titles.append(m[:14])
+    figures.image_grid(path, imgs, titles, ncols=n, suptitle=f"{name}: hard-test images, maps of the predicted class")
+
+
+def main(params, name, path):
+    cfg, rt = params["explain"], resolve(params["compute"])
+    splits = load_splits("data/dataset", rt.device, names=("test_hard", "test_easy"))
+    model, ckpt = load_model(path, rt.device)
+    model = rt.prepare(model)
+    out = analyse(model, ckpt["arch"], ckpt["arch_kwargs"], splits, cfg, rt)
+    write_json(f"metrics/explain/{name}.json", out)
+    overlay_grid(f"plots/explain/{name}.png", model, splits["test_hard"], cfg, rt, name)
+    h = out["test_hard"]
+    print(f"{name}: color share hard {h['color_share']['mean']:.3f}; "
+          + ", ".join(f"{m} fg={h[m]['foreground_mass']:.2f} deg={h[m]['degenerate_rate']:.2f}" for m in cfg.methods))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3:
+        sys.exit("usage: explain.py <model name> <checkpoint file or directory>")
+    run_stage(f"explain@{sys.argv[1]}", lambda p: main(p, sys.argv[1], sys.argv[2]))

@@ -1,0 +1,70 @@
+"""train-backdoor@<run>: fine-tune the clean model with one poisoning run (method, rate, seed)
+-> data/models/backdoor/<run>.pt, metrics/train_backdoor/<run>.json, plots/train_backdoor/<run>.png."""
+
+import sys
+
+import torch
+
+from shortcutlab import figures
+from shortcutlab.attribution import GradCAM, attribute_batched
+from shortcutlab.backdoor import add_trigger, evaluate_backdoor, finetune, trigger_mask
+from shortcutlab.cli import run_stage
+from shortcutlab.data import load_splits
+from shortcutlab.io import write_json
+from shortcutlab.models import load_model, save_model
+from shortcutlab.runtime import resolve, seed_everything
+from shortcutlab.training import predict
+
+
+def grid(path, clean, model, split, cfg, rt, run):
+    x = rt.input(split.images(slice(0, 6)))
+    xt = add_trigger(x, trigger_mask(cfg.trigger_size))
+    imgs, titles = [], []
+    for label, m in (("clean model", clean), ("backdoored", model)):
+        for name, inp in (("clean", x), ("triggered", xt)):
+            p = predict(m, inp, rt).argmax(1)
+            maps = attribute_batched(GradCAM(m), inp, p).cpu()
+            for i in range(6):
+                mp = maps[i] / maps[i].max() if maps[i].max() > 0 else maps[i]
+                imgs.append((0.5 * inp[i].cpu() + 0.5 * torch.stack([mp, mp * 0, 1 - mp])).clamp(0, 1))
+                titles.append(f"{label}, {name}: {int(p[i])}")
+    figures.image_grid(path, imgs, titles, ncols=6, suptitle=f"{run}: Grad-CAM (red = high)")
+
+
+def main(params, run):
+    cfg, rt = params["train_backdoor"], resolve(params["compute"])
+    if run not in cfg.runs:
+        raise KeyError(f"train_backdoor.runs.{run}: no such run")
+    r = cfg.runs[run]
+    splits = load_splits("data/dataset", rt.device, names=("train", "val", "test_hard"))
+    clean, ckpt = load_model("data/models/backdoor/clean.pt", rt.device)
+    model, _ = load_model("data/models/backdoor/clean.pt", rt.device)
+    clean, model = rt.prepare(clean), rt.prepare(model)
+    for p in clean.parameters():
+        p.requires_grad_(False)
+    seed_everything(r.seed)
+    n = len(splits["train"])
+    n_poison = max(1, round(r.poison_rate * n))
+    poisoned = torch.randperm(n, generator=torch.Generator().manual_seed(1000 + r.seed))[:n_poison]
+    hist = finetune(model, clean, splits["train"], poisoned, cfg, rt, r.seed, r.method)
+    save_model(f"data/models/backdoor/{run}.pt", model, ckpt["arch"], ckpt["arch_kwargs"],
+               {"run": run, "method": r.method, "poison_rate": r.poison_rate, "seed": r.seed})
+    out = {"run": {"poison_rate": r.poison_rate, "n_poisoned": int(n_poison), "seed": r.seed,
+                   "explanation_method": int(r.method == "explanation")},
+           "val": evaluate_backdoor(model, clean, splits["val"], cfg, rt, cfg.n_eval, list(cfg.transfer)),
+           "clean_model_val_acc": float((predict(clean, splits["val"], rt).argmax(1) == splits["val"].y).float()
+                                        .mean()),
+           "train_seconds": sum(h["seconds"] for h in hist)}
+    out["clean_acc_drop"] = out["clean_model_val_acc"] - out["val"]["clean_acc"]
+    write_json(f"metrics/train_backdoor/{run}.json", out)
+    grid(f"plots/train_backdoor/{run}.png", clean, model, splits["val"], cfg, rt, run)
+    v = out["val"]
+    print(f"{run}: clean acc {v['clean_acc']:.4f} (drop {100 * out['clean_acc_drop']:.2f} pt), triggered acc "
+          f"{v['triggered_acc']:.4f}, ASR_mass@0.5 {v['triggered']['asr_mass_0.5']:.3f}, false trigger "
+          f"{v['false_trigger']['asr_mass_0.5']:.3f} ({out['train_seconds']:.0f}s)")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit("usage: train_backdoor.py <run>")
+    run_stage(f"train-backdoor@{sys.argv[1]}", lambda p: main(p, sys.argv[1]))

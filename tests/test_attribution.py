@@ -1,0 +1,126 @@
+import pytest
+import torch
+
+from shortcutlab.attribution import (
+    GradCAM,
+    GradCAMpp,
+    InputXGradient,
+    IntegratedGradients,
+    LayerCAM,
+    Saliency,
+    SmoothGrad,
+)
+from shortcutlab.models import build, get_module
+from shortcutlab.trust import (
+    class_contrast,
+    concentration_ratio,
+    degenerate,
+    foreground_mass,
+    spearman,
+)
+
+captum = pytest.importorskip("captum.attr")
+
+
+@pytest.fixture(scope="module", params=["two_conv", "convnet", "lazy"])
+def model(request):
+    torch.manual_seed(0)
+    m = build(request.param).eval()
+    for p in m.parameters():  # random but not tiny weights
+        p.data.normal_(0, 0.3)
+    return m
+
+
+@pytest.fixture(scope="module")
+def batch():
+    torch.manual_seed(1)
+    return torch.rand(6, 3, 28, 28), torch.tensor([0, 3, 5, 9, 1, 3])
+
+
+def test_gradcam_equals_captum(model, batch):
+    x, t = batch
+    ours = GradCAM(model, upsample=False).attribute(x, t)
+    ref = captum.LayerGradCam(model, get_module(model, model.cam_layer)).attribute(x, target=t, relu_attributions=True)
+    assert torch.allclose(ours, ref[:, 0], atol=1e-5)
+
+
+@pytest.mark.parametrize("ours_cls,ref_cls", [(Saliency, "Saliency"), (InputXGradient, "InputXGradient")])
+def test_input_gradients_equal_captum(model, batch, ours_cls, ref_cls):
+    x, t = batch
+    ours = ours_cls(model).attribute(x, t)
+    ref = getattr(captum, ref_cls)(model).attribute(x, target=t)
+    assert torch.allclose(ours, ref, atol=1e-5)
+
+
+def test_integrated_gradients_equal_captum(model, batch):
+    x, t = batch
+    ours = IntegratedGradients(model, steps=16).attribute(x, t)
+    ref = captum.IntegratedGradients(model).attribute(x, target=t, n_steps=16, method="gausslegendre")
+    assert torch.allclose(ours, ref, atol=1e-5)
+    gray = x.mean(1, keepdim=True).expand_as(x)
+    ours = IntegratedGradients(model, steps=16).attribute(x, t, baselines=gray)
+    ref = captum.IntegratedGradients(model).attribute(x, baselines=gray, target=t, n_steps=16)
+    assert torch.allclose(ours, ref, atol=1e-5)
+
+
+@pytest.mark.parametrize("cls", [GradCAM, GradCAMpp, LayerCAM, Saliency, InputXGradient, SmoothGrad,
+                                 IntegratedGradients])
+def test_batched_equals_per_image(model, batch, cls):
+    x, t = batch
+    m = cls(model)
+    full = m.attribute(x, t)
+    single = torch.cat([m.attribute(x[i:i + 1], t[i:i + 1]) for i in range(len(x))]) if cls is not SmoothGrad \
+        else None
+    if single is not None:
+        assert torch.allclose(full, single, atol=1e-5)
+    assert full.shape[0] == len(x) and torch.isfinite(full).all()
+
+
+def test_degenerate_detection():
+    maps = torch.zeros(3, 7, 7)
+    maps[1] = 0.5  # constant
+    maps[2, 3, 3] = 1.0  # peaked
+    assert degenerate(maps).tolist() == [True, True, False]
+
+
+def test_concentration_and_foreground_on_hand_made_maps():
+    maps = torch.zeros(2, 10, 10)
+    maps[0, 0, :5] = 1.0  # 5 equal pixels: 80% of the mass needs 4 pixels
+    maps[1] = 1.0  # uniform: 80 of 100 pixels
+    cr = concentration_ratio(maps)
+    assert cr.tolist() == pytest.approx([0.04, 0.80])
+    gray = torch.zeros(2, 10, 10)
+    gray[:, 0, :5] = 1.0
+    assert foreground_mass(maps, gray, 0.5).tolist() == pytest.approx([1.0, 0.05])
+
+
+def test_class_contrast_and_spearman():
+    a = torch.rand(4, 7, 7)
+    assert class_contrast(a, a).abs().max() < 1e-6
+    assert spearman(a, a).tolist() == pytest.approx([1.0] * 4)
+    assert spearman(a, -a).tolist() == pytest.approx([-1.0] * 4)
+
+
+def test_differentiable_gradcam_matches_finite_differences():
+    torch.manual_seed(0)
+    model = build("two_conv", width=4).double().eval()
+    x = torch.rand(2, 3, 28, 28, dtype=torch.float64)
+    cam = GradCAM(model)
+    w = model.conv2[1].weight
+
+    def objective():
+        c, _ = cam.raw(x, torch.tensor([1, 2]), create_graph=True)
+        return (c.double() ** 2).sum()
+
+    (g,) = torch.autograd.grad(objective(), w)
+    idx = (1, 2, 0, 1)
+    h = 1e-6
+    with torch.no_grad():
+        w[idx] += h
+    up = objective().item()
+    with torch.no_grad():
+        w[idx] -= 2 * h
+    down = objective().item()
+    with torch.no_grad():
+        w[idx] += h
+    assert g[idx].item() == pytest.approx((up - down) / (2 * h), rel=1e-4, abs=1e-8)

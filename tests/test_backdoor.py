@@ -1,0 +1,83 @@
+import dataclasses
+
+import pytest
+import torch
+from test_training import toy_split
+
+from shortcutlab.backdoor import (
+    ExplanationBackdoor,
+    add_trigger,
+    asr,
+    finetune,
+    map_scores,
+    receptive_field,
+    target_mask,
+    trigger_mask,
+)
+from shortcutlab.models import build
+from shortcutlab.params import Compute, TrainBackdoor
+from shortcutlab.runtime import resolve
+
+RT = resolve(Compute(device="cpu", precision="fp32"))
+
+
+def test_trigger_insertion_is_exact_and_local():
+    x = torch.rand(5, 3, 28, 28)
+    m = trigger_mask(4)
+    xt = add_trigger(x, m)
+    assert torch.all(xt[:, :, 24:, 24:] == 1.0)
+    keep = ~m
+    assert torch.equal(xt[:, :, keep], x[:, :, keep])
+    assert int(m.sum()) == 16 and int(target_mask(8).sum()) == 64 and target_mask(8)[:8, :8].all()
+
+
+def test_metric_functions_on_hand_made_maps():
+    t = target_mask(8)
+    inside = torch.zeros(1, 28, 28)
+    inside[0, :8, :8] = 1.0
+    outside = torch.zeros(1, 28, 28)
+    outside[0, 20:, 20:] = 1.0
+    half = inside * 1.0 + outside * 1.0  # 64 px in, 64 px out
+    zero = torch.zeros(1, 28, 28)
+    s = map_scores(torch.cat([inside, outside, half, zero]), t)
+    assert s["mass"].tolist() == pytest.approx([1.0, 0.0, 0.5, 0.0])
+    assert s["iou"][0] == 1.0 and s["iou"][1] == 0.0 and s["pointing"].tolist()[:2] == [1.0, 0.0]
+    a = asr(s)
+    assert a["asr_mass_0.5"] == pytest.approx(0.5) and a["asr_mass_0.75"] == pytest.approx(0.25)
+
+
+def test_context_convs_let_target_cells_see_the_trigger():
+    cells = [(0, 0), (0, 1), (1, 0), (1, 1)]
+    probe = (slice(24, 28), slice(24, 28))
+    assert receptive_field(build("convnet", context=2), "head", cells, probe)
+    assert not receptive_field(build("convnet"), "layer3", cells, probe)
+
+
+def test_training_step_leaves_no_gradient_from_the_explanation():
+    torch.manual_seed(0)
+    split = toy_split(64)
+    clean = build("convnet", widths=[4, 8, 8], context=2).eval()
+    model = build("convnet", widths=[4, 8, 8], context=2)
+    model.load_state_dict(clean.state_dict())
+    cfg = TrainBackdoor(per_batch=4)
+    obj = ExplanationBackdoor(model, clean, split, torch.arange(8), cfg, RT, 0)
+    x, y = split.images(slice(0, 16)), split.y[:16]
+    loss, _ = obj.loss(model, x, y, torch.arange(16))
+    # the differentiable Grad-CAM is built with autograd.grad(create_graph=True): nothing lands on .grad
+    assert all(p.grad is None for p in model.parameters())
+    assert all(p.grad is None for p in clean.parameters())
+    loss.backward()
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+    assert all(p.grad is None for p in clean.parameters())
+
+
+@pytest.mark.parametrize("method", ["explanation", "activation", "input_mask"])
+def test_finetune_runs(method):
+    torch.manual_seed(0)
+    split = toy_split(128)
+    clean = build("convnet", widths=[4, 8, 8], context=2).eval()
+    model = build("convnet", widths=[4, 8, 8], context=2)
+    model.load_state_dict(clean.state_dict())
+    cfg = dataclasses.replace(TrainBackdoor(), steps=3, batch_size=16, per_batch=4)
+    hist = finetune(model, clean, split, torch.arange(4), cfg, RT, 0, method)
+    assert torch.isfinite(torch.tensor(hist[-1]["train_loss"]))

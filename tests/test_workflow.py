@@ -1,0 +1,157 @@
+"""Collaboration workflow on a real (tiny) pipeline: experiments, metrics/params diff between branches,
+local and SSH remotes with run-cache sharing, corruption detection."""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import TINY, copy_repo, deep_update, run, write_params
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory, mnist_wheel):
+    repo = copy_repo(tmp_path_factory.mktemp("wf") / "a")
+    write_params(repo, deep_update({"mnist": {"wheel": str(mnist_wheel)}}, TINY))
+    remote = repo.parent / "remote"
+    run(["dvc", "remote", "add", "-f", "-d", "local", str(remote)], repo)
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-qm", "init"], repo)
+    run(["dvc", "repro"], repo)
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-qm", "results"], repo)
+    return repo
+
+
+def set_param(repo: Path, section: str, key: str, value) -> None:
+    p = yaml.safe_load((repo / "params.yaml").read_text())
+    p[section][key] = value
+    (repo / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
+
+
+def test_every_stage_ran_and_report_is_complete(repo):
+    report = (repo / "REPORT.md").read_text()
+    for section in ("## Debiasing methods", "## Adversarial attacks", "## Explanations",
+                    "## Explanation-aware backdoor", "## Sparse autoencoders", "## Claims of the study"):
+        assert section in report, section
+    s = json.loads((repo / "metrics/summary.json").read_text())
+    assert {"lazy", "debiased", "attack"} <= set(s)
+
+
+def test_branch_diff_reports_exactly_the_changed_keys(repo):
+    run(["git", "checkout", "-qb", "more-epochs"], repo)
+    try:
+        set_param(repo, "train_lazy", "epochs", 2)
+        status = json.loads(run(["dvc", "status", "--json"], repo).stdout)
+        downstream = {"train-lazy", "evaluate"} | {k for k in status if k.startswith(("attack@lazy", "explain@lazy",
+                                                                                      "sae@lazy"))}
+        assert set(status) == downstream, set(status)
+        run(["dvc", "repro"], repo)
+        params = json.loads(run(["dvc", "params", "diff", "main", "--json"], repo).stdout)
+        assert list(params) == ["params.yaml"] and list(params["params.yaml"]) == ["train_lazy.epochs"]
+        metrics = json.loads(run(["dvc", "metrics", "diff", "main", "--json"], repo).stdout)
+        changed = {f for f, d in metrics.items() if d}
+        assert "metrics/train_lazy.json" in changed
+        assert not any(f.startswith(("metrics/train_debiased", "metrics/make_dataset", "metrics/train_backdoor"))
+                       for f in changed), changed
+    finally:
+        run(["git", "checkout", "-q", "--", "."], repo)
+        run(["git", "checkout", "-q", "main"], repo)
+        run(["dvc", "checkout", "-q"], repo, check=False)
+
+
+def test_experiment_shows_its_metrics(repo):
+    run(["dvc", "exp", "run", "-S", "train_lazy.lr=0.002", "-n", "lr2"], repo)
+    exps = json.loads(run(["dvc", "exp", "show", "--json"], repo).stdout)
+    text = json.dumps(exps)
+    assert "lr2" in text and "metrics/train_lazy.json" in text and "0.002" in text
+    run(["dvc", "exp", "remove", "lr2"], repo, check=False)
+
+
+def test_local_remote_push_pull_with_run_cache(repo, tmp_path):
+    run(["dvc", "push", "--run-cache"], repo)
+    clone = tmp_path / "b"
+    run(["git", "clone", "-q", str(repo), str(clone)], tmp_path)
+    run(["dvc", "remote", "add", "-f", "-d", "local", str(repo.parent / "remote")], clone)
+    run(["dvc", "pull", "--run-cache"], clone)
+    assert (clone / "data/models/lazy.pt").exists()
+    status = json.loads(run(["dvc", "status", "--json"], clone).stdout)
+    assert status == {}, status
+    assert "Running stage" not in run(["dvc", "repro"], clone).stdout
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def sshd(tmp_path):
+    sshd_bin = shutil.which("sshd") or "/usr/sbin/sshd"
+    if not Path(sshd_bin).exists():
+        pytest.skip("openssh-server is not installed (.ci/run installs it where it can)")
+    if os.geteuid() != 0:
+        pytest.skip("the SSH test runs sshd as root on loopback")
+    d = tmp_path / "ssh"
+    d.mkdir()
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / "host")], check=True)
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / "client")], check=True)
+    (d / "authorized_keys").write_text((d / "client.pub").read_text())
+    os.chmod(d / "authorized_keys", 0o600)
+    port = _free_port()
+    cfg = d / "sshd_config"
+    cfg.write_text(f"Port {port}\nListenAddress 127.0.0.1\nHostKey {d / 'host'}\nPidFile {d / 'pid'}\n"
+                   f"AuthorizedKeysFile {d / 'authorized_keys'}\nPasswordAuthentication no\nPermitRootLogin yes\n"
+                   "StrictModes no\nUsePAM no\nSubsystem sftp internal-sftp\n")
+    Path("/run/sshd").mkdir(exist_ok=True)
+    proc = subprocess.Popen([sshd_bin, "-D", "-e", "-f", str(cfg)], stderr=subprocess.PIPE)
+    for _ in range(50):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    else:
+        proc.kill()
+        pytest.skip(f"sshd did not start: {proc.stderr.read().decode()[-300:]}")
+    yield {"port": port, "key": d / "client", "root": tmp_path / "ssh-remote"}
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def _use_ssh(repo: Path, ssh) -> None:
+    url = f"ssh://root@127.0.0.1:{ssh['port']}{ssh['root']}"
+    run(["dvc", "remote", "add", "-f", "-d", "team", url], repo)
+    run(["dvc", "remote", "modify", "--local", "team", "keyfile", str(ssh["key"])], repo)
+    run(["dvc", "remote", "modify", "team", "verify", "true"], repo)
+
+
+def test_ssh_remote_two_collaborators(repo, sshd, tmp_path):
+    _use_ssh(repo, sshd)
+    run(["dvc", "push", "--run-cache", "-r", "team"], repo)
+    assert (repo / ".dvc/config.local").exists()
+    clone = tmp_path / "collaborator-b"
+    run(["git", "clone", "-q", str(repo), str(clone)], tmp_path)
+    shutil.copy(repo / ".dvc/config", clone / ".dvc/config")  # the committed config names the team remote
+    _use_ssh(clone, sshd)
+    run(["dvc", "pull", "--run-cache", "-r", "team"], clone)
+    assert json.loads(run(["dvc", "status", "--json"], clone).stdout) == {}
+    assert "Running stage" not in run(["dvc", "repro"], clone).stdout
+    # corrupt one object on the remote: a fresh pull must notice
+    obj = max((p for p in sshd["root"].rglob("*") if p.is_file() and "runs" not in p.parts),
+              key=lambda p: p.stat().st_size)
+    obj.write_bytes(b"corrupted" + obj.read_bytes()[9:])
+    shutil.rmtree(clone / ".dvc/cache")
+    for p in (clone / "data").rglob("*.pt"):
+        p.unlink()
+    proc = run(["dvc", "pull", "-r", "team"], clone, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and ("corrupt" in out.lower() or "mismatch" in out.lower()), out[-2000:]
