@@ -21,7 +21,8 @@ def main(params, name, path):
     model, _ = load_model(path, rt.device)
     model = rt.prepare(model)
     eps = list(cfg.eps)
-    out, rows = {"targeted": {}, "untargeted": {}}, []
+    out = {"targeted": {}, "untargeted": {}}
+    rows = [{"eps": e} for e in eps]  # one row per epsilon: success of every attack (dvc plots)
     kw = {"steps": cfg.steps, "alpha_ratio": cfg.alpha_ratio, "restarts": cfg.restarts, "seed": cfg.seed}
     for split in cfg.targeted_splits:
         s = splits[split]
@@ -37,8 +38,8 @@ def main(params, name, path):
             me = min_eps(eps, [r["success"] for r in res[m]])
             if me is not None:
                 out["targeted"][split][f"min_eps_90_{m}"] = me
-            rows += [{"split": split, "kind": "targeted", "attack": m, "eps": e, "success": r["success"]}
-                     for e, r in zip(eps, res[m], strict=True)]
+            for i, r in enumerate(res[m]):
+                rows[i][f"targeted_{split}_{m}"] = r["success"]
     s = splits["test_hard"]
     idx = torch.randperm(len(s), generator=torch.Generator().manual_seed(cfg.seed))[: cfg.n_untargeted]
     sub = s.subset(idx.to(rt.device))
@@ -55,10 +56,12 @@ def main(params, name, path):
     out["untargeted"]["clean_acc"] = float((clean == y).float().mean())
     out["untargeted"]["n_images"] = len(x)
     out["untargeted"]["fgsm_monotone"] = int(is_monotone([r["success_on_clean_correct"] for r in ures["fgsm"]]))
-    rows += [{"split": "test_hard", "kind": "untargeted", "attack": m, "eps": e,
-              "success": r["success_on_clean_correct"]} for m in ures for e, r in zip(eps, ures[m], strict=True)]
+    for m in ures:
+        for i, r in enumerate(ures[m]):
+            rows[i][f"untargeted_{m}"] = r["success_on_clean_correct"]
+            rows[i][f"robust_acc_{m}"] = r["robust_acc"]
     write_json(f"metrics/attack/{name}.json", out)
-    write_csv(f"plots/attack/{name}.csv", [dict(r, model=name) for r in rows])
+    write_csv(f"plots/attack/{name}.csv", rows)
     # grid: 6 images x (clean, perturbation, adversarial) at the middle epsilon, untargeted PGD
     k = len(eps) // 2
     xa, la = adv.x_adv[k][:6].cpu(), adv.logits[k][:6].argmax(1).cpu()

@@ -4,7 +4,7 @@ import sys
 from pathlib import Path
 
 from shortcutlab.cli import run_stage
-from shortcutlab.io import write_json, write_text
+from shortcutlab.io import write_csv, write_json, write_text
 from shortcutlab.params import METHODS
 from shortcutlab.report import (
     QualityError,
@@ -51,6 +51,14 @@ def main(params):
     explain_figure("plots/evaluate/explain.png", metrics)
     backdoor_figure("plots/evaluate/backdoor.png", metrics)
     write_text("REPORT.md", render(metrics, claims))
+    dens = [{"bin": f"{name} [1e{-6 + i * 0.5:g}, 1e{-5.5 + i * 0.5:g})", "count": c}
+            for name, v in metrics["sae"].items() for i, c in enumerate(v["held_out"]["density_histogram"])]
+    write_csv("plots/evaluate/sae_density.csv", dens)
+    sweep = [{"run": k, "poison_rate": v["run"]["poison_rate"], "asr_mass_0.5": v["val"]["triggered"]["asr_mass_0.5"],
+              "clean_acc_drop": v["clean_acc_drop"]}
+             for k, v in metrics["train_backdoor"].items() if k != "clean" and v["run"]["explanation_method"] == 1]
+    write_csv("plots/evaluate/backdoor_sweep.csv", sweep or [{"run": "none", "poison_rate": 0.0,
+                                                             "asr_mass_0.5": 0.0, "clean_acc_drop": 0.0}])
 
 
 if __name__ == "__main__":

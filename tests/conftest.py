@@ -22,7 +22,7 @@ TINY = {
     "attack": {"steps": 2, "n_untargeted": 64, "eps": [0.03, 0.1]},
     "explain": {"n_images": 40, "ig_steps": 4, "smoothgrad_samples": 2, "sanity_images": 16, "deletion_steps": 4},
     "train_backdoor": {"clean_epochs": 1, "steps": 3, "n_eval": 40,
-                       "runs": {"p0.01": {"method": "explanation", "poison_rate": 0.01, "seed": 0},
+                       "runs": {"pct1": {"method": "explanation", "poison_rate": 0.01, "seed": 0},
                                 "activation": {"method": "activation", "poison_rate": 0.01, "seed": 0}}},
     "sae": {"epochs": 1, "batch_size": 256},
 }
@@ -85,3 +85,24 @@ def run(cmd, cwd, check=True, **kw):
     if check and proc.returncode != 0:
         raise AssertionError(f"{cmd} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     return proc
+
+
+@pytest.fixture(scope="session")
+def tiny_repo(tmp_path_factory, mnist_wheel):
+    """One copy of the repo with tiny params, the whole pipeline run once (`dvc repro`) and committed.
+    Tests that change it restore it with :func:`restore`."""
+    repo = copy_repo(tmp_path_factory.mktemp("tiny") / "a")
+    write_params(repo, deep_update({"mnist": {"wheel": str(mnist_wheel)}}, TINY))
+    run(["dvc", "remote", "add", "-f", "-d", "local", str(repo.parent / "remote")], repo)
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-qm", "init"], repo)
+    run(["dvc", "repro"], repo)
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-qm", "results"], repo)
+    return repo
+
+
+def restore(repo: Path) -> None:
+    run(["git", "checkout", "-q", "main"], repo, check=False)
+    run(["git", "checkout", "-q", "--", "."], repo)
+    run(["dvc", "checkout", "-q", "--force"], repo, check=False)

@@ -11,23 +11,15 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import TINY, copy_repo, deep_update, run, write_params
+from conftest import restore, run
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def repo(tmp_path_factory, mnist_wheel):
-    repo = copy_repo(tmp_path_factory.mktemp("wf") / "a")
-    write_params(repo, deep_update({"mnist": {"wheel": str(mnist_wheel)}}, TINY))
-    remote = repo.parent / "remote"
-    run(["dvc", "remote", "add", "-f", "-d", "local", str(remote)], repo)
-    run(["git", "add", "-A"], repo)
-    run(["git", "commit", "-qm", "init"], repo)
-    run(["dvc", "repro"], repo)
-    run(["git", "add", "-A"], repo)
-    run(["git", "commit", "-qm", "results"], repo)
-    return repo
+@pytest.fixture
+def repo(tiny_repo):
+    yield tiny_repo
+    restore(tiny_repo)
 
 
 def set_param(repo: Path, section: str, key: str, value) -> None:
@@ -62,9 +54,7 @@ def test_branch_diff_reports_exactly_the_changed_keys(repo):
         assert not any(f.startswith(("metrics/train_debiased", "metrics/make_dataset", "metrics/train_backdoor"))
                        for f in changed), changed
     finally:
-        run(["git", "checkout", "-q", "--", "."], repo)
-        run(["git", "checkout", "-q", "main"], repo)
-        run(["dvc", "checkout", "-q"], repo, check=False)
+        restore(repo)
 
 
 def test_experiment_shows_its_metrics(repo):

@@ -300,15 +300,16 @@ class TrainBackdoor:
     lr: float = spec(1e-3, gt=0.0)
     n_eval: int = spec(1000, ge=1)
     transfer: list[str] = spec(["saliency", "input_x_gradient", "integrated_gradients"])
-    runs: dict[str, BackdoorRun] = field(default_factory=lambda: {"p0.01": BackdoorRun()})
+    runs: dict[str, BackdoorRun] = field(default_factory=lambda: {"pct1": BackdoorRun()})
 
     def check(self, prefix):
         bad = [m for m in self.transfer if m not in ATTRIBUTION_METHODS]
         if bad:
             raise ParamsError(f"{prefix}.transfer: unknown method {bad[0]!r}")
         for k in self.runs:
-            if not k.replace(".", "").replace("_", "").replace("-", "").isalnum():
-                raise ParamsError(f"{prefix}.runs.{k}: run names may hold letters, digits, '.', '_' and '-'")
+            if not k.replace("_", "").replace("-", "").isalnum():
+                raise ParamsError(f"{prefix}.runs.{k}: run names may hold letters, digits, '_' and '-' (no dots: "
+                                  "DVC reads dots as nesting)")
 
 
 @dataclass(frozen=True)

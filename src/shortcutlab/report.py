@@ -87,8 +87,8 @@ def summary(metrics: dict[str, dict]) -> dict:
             s["best_debiased"] = {"hard_acc": db[best]["summary"]["hard_acc"]["mean"],
                                   "method_index": sorted(db).index(best)}
     bd = metrics.get("train_backdoor") or {}
-    if "p0.01" in bd:
-        v = bd["p0.01"]
+    if "pct1" in bd:
+        v = bd["pct1"]
         s["backdoor_1pct"] = {"asr_mass_0.5": v["val"]["triggered"]["asr_mass_0.5"],
                               "clean_acc_drop": v["clean_acc_drop"],
                               "false_trigger": v["val"]["false_trigger"]["asr_mass_0.5"]}
@@ -548,7 +548,7 @@ def render(metrics: dict, claims: list[dict]) -> str:
                             "ASR@.25", "ASR@.5", "ASR@.75", "ASR IoU", "pointing", "false trigger @.5",
                             "clean-map ρ", "transfer ASR@.5 (sal / ixg / ig)", "clean model + trigger",
                             "other patch"], rows), "",
-                  "![backdoor](plots/evaluate/backdoor.png)", "", "![grid](plots/train_backdoor/p0.01.png)", ""]
+                  "![backdoor](plots/evaluate/backdoor.png)", "", "![grid](plots/train_backdoor/pct1.png)", ""]
     sa = metrics.get("sae")
     if sa:
         rows = []
