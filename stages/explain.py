@@ -9,7 +9,7 @@ from shortcutlab import figures
 from shortcutlab.attribution import attribute_batched, make
 from shortcutlab.cli import run_stage
 from shortcutlab.data import load_splits
-from shortcutlab.explain import analyse, fixed_subset, method_kwargs
+from shortcutlab.explain import analyse, class_visualisation, fixed_subset, method_kwargs, probes
 from shortcutlab.io import write_json
 from shortcutlab.models import load_model
 from shortcutlab.runtime import resolve
@@ -40,6 +40,14 @@ def main(params, name, path):
     model, ckpt = load_model(path, rt.device)
     model = rt.prepare(model)
     out = analyse(model, ckpt["arch"], ckpt["arch_kwargs"], splits, cfg, rt)
+    palette = splits["test_hard"].palette
+    vis, purity = class_visualisation(model, palette, seed=cfg.seed)
+    pr, grid, titles = probes(model, splits["test_hard"], rt)
+    out["class_visualisation_purity"] = purity
+    out["probes"] = pr
+    figures.image_grid(f"plots/explain/{name}_classes.png", [v for v in vis] + grid,
+                       [f"class {k}: purity {purity[str(k)]:.2f}" for k in range(10)] + titles, ncols=10,
+                       suptitle=f"{name}: class visualisations (top) and hand-made conflicting probes (bottom)")
     write_json(f"metrics/explain/{name}.json", out)
     overlay_grid(f"plots/explain/{name}.png", model, splits["test_hard"], cfg, rt, name)
     h = out["test_hard"]

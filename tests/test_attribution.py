@@ -124,3 +124,13 @@ def test_differentiable_gradcam_matches_finite_differences():
     with torch.no_grad():
         w[idx] += h
     assert g[idx].item() == pytest.approx((up - down) / (2 * h), rel=1e-4, abs=1e-8)
+
+
+def test_gradcam_on_a_frozen_model(batch):
+    x, t = batch
+    torch.manual_seed(0)
+    m = build("convnet", context=2).eval()
+    ref = GradCAM(m).attribute(x, t)
+    for p in m.parameters():
+        p.requires_grad_(False)
+    assert torch.allclose(GradCAM(m).attribute(x, t), ref)

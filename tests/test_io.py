@@ -20,7 +20,7 @@ def test_npz_roundtrip_refuses_pickles(tmp_path):
     assert io.read_npz(tmp_path / "a.npz")["x"].tolist() == [0, 1, 2, 3, 4]
     with pytest.raises(TypeError):
         io.write_npz(tmp_path / "b.npz", x=np.array([{"a": 1}], dtype=object))
-    np.save(tmp_path / "c.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    np.save(tmp_path / "c.npy", np.array([{"a": 1}], dtype=object))  # numpy pickles object arrays
     with pytest.raises(ValueError):
         np.load(tmp_path / "c.npy", allow_pickle=False)
 

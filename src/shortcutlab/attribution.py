@@ -79,6 +79,8 @@ class GradCAM(Attribution):
         """Pre-ReLU Grad-CAM on the layer grid (N,h,w) and the logits. With ``create_graph=True`` the map
         is differentiable w.r.t. the parameters (for training losses); gradients flow only through it."""
         t = _targets(target, len(inputs), inputs.device)
+        if not create_graph and not inputs.requires_grad:
+            inputs = inputs.detach().requires_grad_(True)  # so a frozen model (no parameter grads) has a graph
         with _LayerCapture(self.model, self.layer) as cap:
             logits = self.model(inputs)
         act = cap.act

@@ -115,3 +115,59 @@ def _analyse(model, arch, arch_kwargs, splits, cfg, rt):
             res[name] = r
         out[split_name] = res
     return out
+
+
+def class_visualisation(model: nn.Module, palette: torch.Tensor, steps: int = 300, lr: float = 0.05,
+                        l2: float = 5e-5, tv: float = 5e-3, seed: int = 0) -> tuple[torch.Tensor, dict]:
+    """Class-logit activation maximisation (the study's recipe: mid-gray + small noise, Adam, L2 and
+    total-variation penalties, clamp to [0,1]); color purity per class = cosine(mean color of the image,
+    the class's palette color) x (1 - std of the pixel colors)."""
+    gen = torch.Generator().manual_seed(seed)
+    dev = next(model.parameters()).device
+    x = (0.5 + 0.01 * torch.randn(10, 3, 28, 28, generator=gen)).to(dev).requires_grad_(True)
+    opt = torch.optim.Adam([x], lr=lr)
+    was = model.training
+    model.eval()
+    for _ in range(steps):
+        logits = model(x).float()
+        t = (x[:, :, 1:] - x[:, :, :-1]).abs().mean() + (x[:, :, :, 1:] - x[:, :, :, :-1]).abs().mean()
+        loss = -logits.diagonal().sum() + l2 * x.pow(2).sum() + tv * t
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            x.clamp_(0, 1)
+    model.train(was)
+    img = x.detach().float().cpu()
+    mean_rgb = img.mean((2, 3))
+    cos = torch.nn.functional.cosine_similarity(mean_rgb, palette.cpu().float(), dim=1)
+    purity = cos * (1 - img.flatten(2).std(2).mean(1))
+    return img, {str(k): float(v) for k, v in enumerate(purity)}
+
+
+def probes(model: nn.Module, split: Split, rt: Runtime) -> tuple[dict, list, list]:
+    """Grad-CAM for the predicted and the true class on the study's hand-made conflicting images (0 in
+    green, 1 in red, 2 in yellow, 5 in magenta: palette colors 1, 0, 3, 4), with concentration ratios."""
+    from .attribution import GradCAM
+    from .data import paint
+
+    cases = [(0, 1), (1, 0), (2, 3), (5, 4)]
+    imgs, labels = [], []
+    for digit, color in cases:
+        g = split.gray[split.y == digit][:1]
+        imgs.append(paint(g, split.palette[color]).to(rt.device))
+        labels.append(digit)
+    x = torch.cat(imgs)
+    y = torch.tensor(labels, device=x.device)
+    pred = predict(model, x, rt).argmax(1)
+    cam = GradCAM(model)
+    mp, mt = cam.attribute(x, pred).detach(), cam.attribute(x, y).detach()
+    crp, crt = trust.concentration_ratio(mp), trust.concentration_ratio(mt)
+    out = {f"{d}_in_color{c}": {"pred": int(pred[i]), "concentration_pred": float(crp[i]),
+                                "concentration_true": float(crt[i])} for i, (d, c) in enumerate(cases)}
+    grid = []
+    titles = []
+    for i, (d, c) in enumerate(cases):
+        grid += [x[i].cpu(), mp[i].cpu(), mt[i].cpu()]
+        titles += [f"{d} in color {c}", f"CAM pred {int(pred[i])}", f"CAM true {d}"]
+    return out, grid, titles
