@@ -30,7 +30,7 @@ def main(params, name, path):
         res = {m: targeted_metrics(attack(model, x, torch.full((len(x),), cfg.source, device=rt.device), eps, rt,
                                           method=m, target=cfg.target, **kw), x, cfg.target)
                for m in ("fgsm", "pgd")}
-        check_results(res, eps, "success")
+        check_results(res, eps, "success", n=len(x))
         out["targeted"][split] = {m: {f"eps_{e}": r for e, r in zip(eps, res[m], strict=True)} for m in res}
         out["targeted"][split]["n_images"] = len(x)
         out["targeted"][split]["fgsm_monotone"] = int(is_monotone([r["success"] for r in res["fgsm"]]))
@@ -51,7 +51,7 @@ def main(params, name, path):
         ures[m] = untargeted_metrics(r, x, y, clean)
         if m == "pgd":
             adv = r
-    check_results(ures, eps, "success_on_clean_correct")
+    check_results(ures, eps, "success_on_clean_correct", n=int((clean == y).sum()))
     out["untargeted"] = {m: {f"eps_{e}": r for e, r in zip(eps, ures[m], strict=True)} for m in ures}
     out["untargeted"]["clean_acc"] = float((clean == y).float().mean())
     out["untargeted"]["n_images"] = len(x)

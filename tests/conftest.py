@@ -19,7 +19,7 @@ TINY = {
     "train_debiased": {"seeds": [0], "batch_size": 256,
                        **{m: {"epochs": 1} for m in ("consistency", "focal", "shape_cnn", "suppression", "lff",
                                                      "jtt", "rebias", "consistency_convnet", "vanilla", "oracle")}},
-    "attack": {"steps": 2, "n_untargeted": 64, "eps": [0.03, 0.1]},
+    "attack": {"steps": 10, "n_untargeted": 64, "eps": [0.03, 0.1]},
     "explain": {"n_images": 40, "ig_steps": 4, "smoothgrad_samples": 2, "sanity_images": 16, "deletion_steps": 4},
     "train_backdoor": {"clean_epochs": 1, "steps": 3, "n_eval": 40,
                        "runs": {"pct1": {"method": "explanation", "poison_rate": 0.01, "seed": 0},

@@ -7,6 +7,7 @@ does, via ``torch.autograd.grad``).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -141,11 +142,18 @@ class AttackCheckError(RuntimeError):
     pass
 
 
-def check_results(rows: dict[str, list[dict]], eps: list[float], key: str, tol: float = 0.01) -> None:
+def check_results(rows: dict[str, list[dict]], eps: list[float], key: str, tol: float = 0.01, n: int = 0) -> None:
     """Built-in sanity checks (fail loudly): PGD success non-decreasing in eps (within ``tol``: its random
     start makes tiny dips possible), PGD >= FGSM (within ``tol``), budget respected, no NaNs. FGSM is not
     required to be monotone: one step of size eps can overshoot, so its success can fall as eps grows
-    (reported by :func:`is_monotone`, not an error)."""
+    (reported by :func:`is_monotone`, not an error). With ``n`` images, the tolerance of a comparison is at
+    least two standard errors of the difference of the two rates (sampling noise is not a bug)."""
+
+    def tolerance(a: float, b: float) -> float:
+        if n <= 0:
+            return tol
+        return max(tol, 2 * math.sqrt((a * (1 - a) + b * (1 - b)) / n))
+
     for name, r in rows.items():
         vals = [v[key] for v in r]
         for v in r:
@@ -153,14 +161,14 @@ def check_results(rows: dict[str, list[dict]], eps: list[float], key: str, tol: 
                 if vv != vv:
                     raise AttackCheckError(f"{name}: {kk} is NaN")
         for a, b in zip(vals, vals[1:], strict=False):
-            if name != "fgsm" and b < a - tol:
+            if name != "fgsm" and b < a - tolerance(a, b):
                 raise AttackCheckError(f"{name}: {key} decreases with eps ({vals})")
         for e, v in zip(eps, r, strict=True):
             if v["linf"] > e + 1e-6:
                 raise AttackCheckError(f"{name}: L-inf {v['linf']} exceeds eps {e}")
     if "pgd" in rows and "fgsm" in rows:
         for e, p, f in zip(eps, rows["pgd"], rows["fgsm"], strict=True):
-            if p[key] < f[key] - tol:
+            if p[key] < f[key] - tolerance(p[key], f[key]):
                 raise AttackCheckError(f"PGD {key} {p[key]:.3f} < FGSM {f[key]:.3f} at eps {e}")
 
 
