@@ -43,7 +43,7 @@ def main(params, method):
     summary["train_seconds"] = mean_std([per_seed[s]["train_seconds"] for s in per_seed])
     summary["images_per_s"] = mean_std([per_seed[s]["images_per_s"] for s in per_seed])
     write_json(f"metrics/train_debiased/{method}.json",
-               {"method": {"arch": cfg.arch, "epochs": cfg.epochs, "n_seeds": len(per_seed)},
+               {"method": {"epochs": cfg.epochs, "n_seeds": len(per_seed)},
                 "summary": summary, "seeds": per_seed})
     rows = []
     for seed, hist in curves.items():

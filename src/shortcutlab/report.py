@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .io import read_json
+from .params import TrainDebiased
 
 HOLDS, FAILS, INCONCLUSIVE, NOT_MEASURED = "holds", "does not hold", "inconclusive", "not measured"
 
@@ -443,7 +444,7 @@ def render(metrics: dict, claims: list[dict]) -> str:
         for k in order:
             v, sm = db[k], db[k]["summary"]
             label = f"{k} (reference: color-decorrelated training data)" if k == "oracle" else k
-            rows.append([label, v["method"]["arch"], v["method"]["epochs"], v["method"]["n_seeds"],
+            rows.append([label, TrainDebiased().method(k).arch, v["method"]["epochs"], v["method"]["n_seeds"],
                          f"{100 * sm['hard_acc']['mean']:.2f} ± {100 * sm['hard_acc']['std']:.2f}",
                          f"{100 * sm['easy_acc']['mean']:.2f}", f"{100 * sm['val_acc']['mean']:.2f}",
                          f"{100 * sm['worst_class_hard_acc']['mean']:.2f}",
