@@ -48,3 +48,10 @@ def test_checkpoint_with_code_is_refused(tmp_path):
     torch.save({"arch": "lazy", "x": Evil()}, tmp_path / "evil.pt")
     with pytest.raises(Exception, match="(?i)weights only|unsupported|global"):
         load_model(tmp_path / "evil.pt")
+
+
+def test_checkpoint_bytes_do_not_depend_on_the_file_name(tmp_path):
+    state = {"w": torch.arange(6.0).view(2, 3), "meta": {"seed": 0}}
+    io.save_state(tmp_path / "a.pt", state)
+    io.save_state(tmp_path / "sub" / "b.pt", state)
+    assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "sub" / "b.pt").read_bytes()

@@ -8,6 +8,7 @@ weights with ``torch.load(weights_only=True)``, arrays with ``allow_pickle=False
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import math
 import os
@@ -90,8 +91,11 @@ def read_npz(path: str | Path) -> dict[str, np.ndarray]:
 
 def save_state(path: str | Path, state: dict[str, Any]) -> None:
     """Save a model checkpoint: tensors plus plain metadata (str/int/float/list/dict only)."""
-    with atomic_path(path, suffix=".pt") as tmp:
-        torch.save(state, tmp)
+    # Serialise to memory first: torch.save names the zip's inner folder after the file it writes to,
+    # and the temporary file's random name would make identical weights differ byte for byte.
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    write_bytes(path, buf.getvalue())
 
 
 def load_state(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
