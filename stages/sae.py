@@ -11,15 +11,22 @@ from shortcutlab.cli import run_stage
 from shortcutlab.data import load_splits
 from shortcutlab.io import save_state, write_json
 from shortcutlab.models import load_model
+from shortcutlab.runtime import resolve
 from shortcutlab.sae import feature_labels, hidden_acts, intervene, recovered, sae_metrics, train_sae
 
 
 def main(params, name, path, variant):
     cfg = params["sae"]
     torch.manual_seed(cfg.seed)
+    rt = resolve(params["compute"])
     splits = load_splits("data/dataset", "cpu", names=("train", "val", "test_hard"))
     model, ckpt = load_model(path)
-    tr = hidden_acts(model, splits["train"].images())
+    model = rt.prepare(model).eval()
+
+    def acts(x):  # hidden activations under the runtime's precision, kept as float32 on the CPU
+        return hidden_acts(model, x.to(rt.device), rt=rt).cpu()
+
+    tr = acts(splits["train"].images())
     mu, sigma = tr.mean(0), tr.std(0).clamp_min(1e-6)
     std = (tr - mu) / sigma  # standardised per unit: the SAE sees every unit on one scale
     m = cfg.expansion * tr.shape[1]
@@ -29,14 +36,14 @@ def main(params, name, path, variant):
     save_state(f"data/sae/{name}.pt", {"state_dict": sae.state_dict(), "variant": variant, "k": cfg.k,
                                         "mu": mu, "sigma": sigma, "model": path})
     val = splits["val"]
-    xv = val.images()
-    hv = (hidden_acts(model, xv) - mu) / sigma
-    out = {"held_out": sae_metrics(sae, hv), "dictionary": m, "hidden": tr.shape[1],
-           "recovery": recovered(model, xv, val.y, sae, tr.mean(0), (mu, sigma)), "final_train_mse": hist[-1]["mse"]}
+    av = acts(val.images())
     hard = splits["test_hard"]
-    xh = hard.images()
+    ah = acts(hard.images())
+    model.to("cpu")  # the rest (recovery, interventions) runs the head on cached activations, on the CPU
+    out = {"held_out": sae_metrics(sae, (av - mu) / sigma), "dictionary": m, "hidden": tr.shape[1],
+           "recovery": recovered(model, av, val.y, sae, tr.mean(0), (mu, sigma)), "final_train_mse": hist[-1]["mse"]}
     with torch.no_grad():
-        fh = sae.encode((hidden_acts(model, xh) - mu) / sigma)
+        fh = sae.encode((ah - mu) / sigma)
     lab = feature_labels(fh, hard.y, hard.color)
     live = lab["live"]
     kinds = lab["kind"]
@@ -56,14 +63,14 @@ def main(params, name, path, variant):
     for d in range(10):
         feats = lab["per_digit"][d].topk(cfg.top_features).indices.tolist()
         sel = hard.y == d
-        dig[str(d)] = {"amplify": intervene(model, xh[sel], hard.y[sel], sae, (mu, sigma), feats, 3.0, d),
-                       "ablate": intervene(model, xh[sel], hard.y[sel], sae, (mu, sigma), feats, 0.0, d)}
+        dig[str(d)] = {"amplify": intervene(model, ah[sel], sae, (mu, sigma), feats, 3.0, d),
+                       "ablate": intervene(model, ah[sel], sae, (mu, sigma), feats, 0.0, d)}
     for c in range(10):
         score = per_color[c] - per_color.mean(0)
         feats = score.topk(cfg.top_features).indices.tolist()
         other = hard.color != c  # steering: push images of other colors toward color c's digit
-        col[str(c)] = {"steer": intervene(model, xh[other], hard.y[other], sae, (mu, sigma), feats, 3.0, c),
-                       "ablate_own": intervene(model, xh[~other], hard.y[~other], sae, (mu, sigma), feats, 0.0, c)}
+        col[str(c)] = {"steer": intervene(model, ah[other], sae, (mu, sigma), feats, 3.0, c),
+                       "ablate_own": intervene(model, ah[~other], sae, (mu, sigma), feats, 0.0, c)}
     out["interventions"] = {"digit": dig, "color": col}
     out["interventions_summary"] = {
         "digit_amplify_delta_p": sum(v["amplify"]["delta_p"] for v in dig.values()) / 10,

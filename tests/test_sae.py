@@ -1,8 +1,17 @@
 import pytest
 import torch
 
-from shortcutlab.models import build
-from shortcutlab.sae import SAE, explained_variance, feature_labels, l0, mutual_information, recovered, train_sae
+from shortcutlab.models import REGISTRY, build
+from shortcutlab.sae import (
+    SAE,
+    explained_variance,
+    feature_labels,
+    hidden_acts,
+    l0,
+    mutual_information,
+    recovered,
+    train_sae,
+)
 
 
 def test_explained_variance_and_l0_hand_made():
@@ -42,9 +51,19 @@ def test_splicing_an_identity_sae_recovers_everything():
     model = build("lazy").eval()
     x = torch.rand(64, 3, 28, 28)
     y = model(x).argmax(1)
-    r = recovered(model, x, y, IdentitySAE(64, 64), torch.zeros(64), (torch.zeros(64), torch.ones(64)))
+    r = recovered(model, hidden_acts(model, x), y, IdentitySAE(64, 64), torch.zeros(64),
+                  (torch.zeros(64), torch.ones(64)))
     assert r["acc_recovered"] == 1.0 and r["ce_recovered_vs_zero"] == pytest.approx(1.0)
     assert r["ce_recovered_vs_mean"] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("arch", sorted(REGISTRY))
+def test_logits_from_hidden_equal_the_full_forward(arch):
+    torch.manual_seed(0)
+    model = REGISTRY[arch]().eval()
+    x = torch.rand(8, 3, 28, 28)
+    with torch.no_grad():
+        assert torch.allclose(model.logits_from_hidden(hidden_acts(model, x)), model(x), atol=1e-5)
 
 
 def test_mutual_information_and_labels():

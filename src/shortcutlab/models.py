@@ -33,6 +33,10 @@ class LazyCNN(nn.Module):
     def forward(self, x):
         return self.classifier(self.global_pool(self.color_mixer(x)))
 
+    def logits_from_hidden(self, h):
+        """The computation after ``hidden_layer``: hidden activations (N, 64) -> logits."""
+        return self.classifier[3](h)
+
 
 class TwoConvCNN(nn.Module):
     """The study's small network for consistency/focal/suppression: conv 3->32, conv 32->32 with 2x2
@@ -57,6 +61,9 @@ class TwoConvCNN(nn.Module):
     def forward(self, x):
         return self.fc(self.pool(self.conv2(self.conv1(x))))
 
+    def logits_from_hidden(self, h):
+        return self.fc(h)
+
 
 class ShapeCNN(nn.Module):
     """The study's shape-biased network: conv 3->32, 32->64, maxpool, 64->64, 64->128, maxpool,
@@ -80,6 +87,9 @@ class ShapeCNN(nn.Module):
 
     def forward(self, x):
         return self.fc(self.pool(self.block3(self.block2(self.block1(x)))))
+
+    def logits_from_hidden(self, h):
+        return self.fc(h)
 
 
 def _cbr(i, o, dilation=1):
@@ -110,6 +120,9 @@ class ConvNet(nn.Module):
     def forward(self, x):
         return self.fc(self.pool(self.head(self.layer3(self.layer2(self.stem(x))))))
 
+    def logits_from_hidden(self, h):
+        return self.fc(h)
+
 
 class ColorNet(nn.Module):
     """A color-only network (1x1 convolutions, no spatial context): the biased model for ReBias."""
@@ -125,6 +138,9 @@ class ColorNet(nn.Module):
 
     def forward(self, x):
         return self.fc(self.pool(self.features(x)))
+
+    def logits_from_hidden(self, h):
+        return self.fc(h)
 
 
 REGISTRY: dict[str, Callable[..., nn.Module]] = {

@@ -9,6 +9,7 @@ reconstruct the residual).
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
@@ -153,11 +154,15 @@ class Splice:
 
 
 @torch.no_grad()
-def hidden_acts(model: nn.Module, x: torch.Tensor, batch: int = 1024) -> torch.Tensor:
+def hidden_acts(model: nn.Module, x: torch.Tensor, batch: int = 1024, rt=None) -> torch.Tensor:
+    """Float32 activations (N, d) of ``model.hidden_layer``; with a Runtime, the forward pass runs under
+    its autocast (bf16 where native) and input layout."""
     out, store = [], {}
-    with Splice(model, model.hidden_layer, lambda o: store.__setitem__("a", o)):
+    ctx = rt.autocast if rt is not None else contextlib.nullcontext
+    with Splice(model, model.hidden_layer, lambda o: store.__setitem__("a", o)), ctx():
         for s in range(0, len(x), batch):
-            model(x[s:s + batch])
+            xb = x[s:s + batch]
+            model(rt.input(xb) if rt is not None else xb)
             out.append(store["a"].float().flatten(1))
     return torch.cat(out)
 
@@ -172,18 +177,16 @@ def logits_with(model, x, fn, batch: int = 1024) -> torch.Tensor:
 
 
 @torch.no_grad()
-def recovered(model, x, y, sae: SAE, mean_act: torch.Tensor, scale) -> dict:
-    """Accuracy and CE when the SAE reconstruction replaces the hidden layer, vs zero/mean ablation.
-    ``scale`` = (mu, sigma) of the standardisation the SAE was trained in."""
+def recovered(model, h, y, sae: SAE, mean_act: torch.Tensor, scale) -> dict:
+    """Accuracy and CE when the SAE reconstruction replaces the hidden activations ``h`` (N, d), vs
+    zero/mean ablation; the logits come from ``model.logits_from_hidden`` (the layers after the hidden
+    layer). ``scale`` = (mu, sigma) of the standardisation the SAE was trained in."""
     mu, sigma = scale
-
-    def recon(o):
-        return (sae((o.float() - mu) / sigma)[0] * sigma + mu).to(o.dtype).view_as(o)
-
-    clean = logits_with(model, x, lambda o: o)
-    spliced = logits_with(model, x, recon)
-    zero = logits_with(model, x, lambda o: torch.zeros_like(o))
-    mean = logits_with(model, x, lambda o: mean_act.to(o.dtype).view(1, -1).expand_as(o.flatten(1)).view_as(o))
+    head = model.logits_from_hidden
+    clean = head(h).float()
+    spliced = head(sae((h.float() - mu) / sigma)[0] * sigma + mu).float()
+    zero = head(torch.zeros_like(h)).float()
+    mean = head(mean_act.to(h.dtype).view(1, -1).expand_as(h)).float()
 
     def ce(lg):
         return float(F.cross_entropy(lg, y))
@@ -239,21 +242,17 @@ def feature_labels(f: torch.Tensor, digit: torch.Tensor, color: torch.Tensor, ra
 
 
 @torch.no_grad()
-def intervene(model, x, y, sae: SAE, scale, features: list[int], factor: float, cls: int) -> dict:
-    """Scale ``features`` by ``factor`` in the SAE code, keep the error term: h' = dec(f') + (h - dec(f)).
-    Returns the mean change of p(cls) and the flip rate (prediction changes) over the samples."""
+def intervene(model, h, sae: SAE, scale, features: list[int], factor: float, cls: int) -> dict:
+    """Scale ``features`` by ``factor`` in the SAE code of hidden activations ``h`` (N, d), keeping the
+    error term: h' = dec(f') + (h - dec(f)). Returns the mean change of p(cls) and the flip rate
+    (prediction changes) over the samples."""
     mu, sigma = scale
-
-    def edit(o):
-        h = (o.float().flatten(1) - mu) / sigma
-        h_hat, f = sae(h)
-        f2 = f.clone()
-        f2[:, features] *= factor
-        h2 = sae.decode(f2) + (h - h_hat)
-        return (h2 * sigma + mu).to(o.dtype).view_as(o)
-
-    base = logits_with(model, x, lambda o: o)
-    new = logits_with(model, x, edit)
+    z = (h.float() - mu) / sigma
+    z_hat, f = sae(z)
+    f2 = f.clone()
+    f2[:, features] *= factor
+    h2 = (sae.decode(f2) + (z - z_hat)) * sigma + mu
+    base, new = model.logits_from_hidden(h).float(), model.logits_from_hidden(h2).float()
     pb, pn = torch.softmax(base, 1)[:, cls], torch.softmax(new, 1)[:, cls]
     return {"delta_p": float((pn - pb).mean()), "flip_rate": float((new.argmax(1) != base.argmax(1)).float().mean()),
-            "to_class_rate": float((new.argmax(1) == cls).float().mean()), "n": len(x)}
+            "to_class_rate": float((new.argmax(1) == cls).float().mean()), "n": len(h)}
