@@ -9,7 +9,15 @@ from shortcutlab import figures
 from shortcutlab.attribution import attribute_batched, make
 from shortcutlab.cli import run_stage
 from shortcutlab.data import load_splits
-from shortcutlab.explain import analyse, class_visualisation, fixed_subset, method_kwargs, probes
+from shortcutlab.explain import (
+    analyse,
+    class_visualisation,
+    fixed_subset,
+    method_kwargs,
+    neuron_deep_dive,
+    probes,
+    success_failure_probes,
+)
 from shortcutlab.io import write_json
 from shortcutlab.models import load_model
 from shortcutlab.runtime import resolve
@@ -43,11 +51,20 @@ def main(params, name, path):
     palette = splits["test_hard"].palette
     vis, purity = class_visualisation(model, palette, seed=cfg.seed)
     pr, grid, titles = probes(model, splits["test_hard"], rt)
+    sf, sf_grid, sf_titles = success_failure_probes(model, splits["test_hard"], rt)
     out["class_visualisation_purity"] = purity
     out["probes"] = pr
-    figures.image_grid(f"plots/explain/{name}_classes.png", [v for v in vis] + grid,
-                       [f"class {k}: purity {purity[str(k)]:.2f}" for k in range(10)] + titles, ncols=10,
-                       suptitle=f"{name}: class visualisations (top) and hand-made conflicting probes (bottom)")
+    out["probes_hard_test"] = sf
+    grid, titles = grid + [torch.zeros(3, 28, 28)] * (-len(grid) % 12), titles + [""] * (-len(titles) % 12)
+    figures.image_grid(f"plots/explain/{name}_classes.png", [v for v in vis] + [torch.zeros(3, 28, 28)] * 2 + grid
+                       + sf_grid, [f"class {k}: purity {purity[str(k)]:.2f}" for k in range(10)] + ["", ""] + titles
+                       + sf_titles, ncols=12,
+                       suptitle=f"{name}: class visualisations (row 1), hand-made conflicting probes (row 2), "
+                       "hard-test successes and failures (rows 3+): image, Grad-CAM of the predicted and the true "
+                       "class")
+    deep, arrays = neuron_deep_dive(model, palette, seeds=(cfg.seed, cfg.seed + 1))
+    out["neurons"] |= deep
+    figures.neuron_figure(f"plots/explain/{name}_neurons.png", arrays, name)
     write_json(f"metrics/explain/{name}.json", out)
     overlay_grid(f"plots/explain/{name}.png", model, splits["test_hard"], cfg, rt, name)
     h = out["test_hard"]

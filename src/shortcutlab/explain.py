@@ -171,3 +171,169 @@ def probes(model: nn.Module, split: Split, rt: Runtime) -> tuple[dict, list, lis
         grid += [x[i].cpu(), mp[i].cpu(), mt[i].cpu()]
         titles += [f"{d} in color {c}", f"CAM pred {int(pred[i])}", f"CAM true {d}"]
     return out, grid, titles
+
+
+# ------------------------------------------------------------------------------------------ neurons, deeper
+def first_conv(model: nn.Module) -> nn.Conv2d:
+    return next(m for m in model.modules() if isinstance(m, nn.Conv2d))
+
+
+def flat_images(colors: torch.Tensor, size: int = 28) -> torch.Tensor:
+    """(n, 3) colors -> (n, 3, size, size) flat images."""
+    return colors.float()[:, :, None, None].expand(len(colors), 3, size, size).contiguous()
+
+
+def _capture(module: nn.Module, pre: bool):
+    """Forward hook that keeps a module's output (or, with ``pre``, its input: the pre-activation of a ReLU)."""
+    box: dict = {}
+
+    def hook(m, i, o):
+        box["a"] = i[0] if pre else o
+
+    return box, module.register_forward_hook(hook)
+
+
+def unit_responses(model: nn.Module, module: nn.Module, x: torch.Tensor, pre: bool = False) -> torch.Tensor:
+    """(N, units) responses of ``module`` (spatial mean for conv maps) to images x."""
+    box, h = _capture(module, pre)
+    was = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        h.remove()
+        model.train(was)
+    a = box["a"].float()
+    return a.mean((2, 3)) if a.dim() == 4 else a
+
+
+def maximise_units(model: nn.Module, module: nn.Module, n_units: int, seeds: list[int], steps: int = 100,
+                   lr: float = 0.05, l2: float = 5e-5, tv: float = 5e-3, pre: bool = False) -> torch.Tensor:
+    """Activation maximisation of every unit of ``module`` at once, from one random start per seed
+    (uniform in [0.25, 0.75]); returns (seeds, units, 3, 28, 28). Same regularisers as the class
+    visualisation; the image is clamped to [0, 1] after every Adam step."""
+    dev = next(model.parameters()).device
+    starts = [0.25 + 0.5 * torch.rand(n_units, 3, 28, 28, generator=torch.Generator().manual_seed(s)) for s in seeds]
+    x = torch.cat(starts).to(dev).requires_grad_(True)
+    units = torch.arange(n_units, device=dev).repeat(len(seeds))
+    opt = torch.optim.Adam([x], lr=lr)
+    box, h = _capture(module, pre)
+    was = model.training
+    model.eval()
+    try:
+        for _ in range(steps):
+            model(x)
+            a = box["a"].float()
+            a = a.mean((2, 3)) if a.dim() == 4 else a
+            t = (x[:, :, 1:] - x[:, :, :-1]).abs().mean() + (x[:, :, :, 1:] - x[:, :, :, :-1]).abs().mean()
+            loss = -a.gather(1, units[:, None]).sum() + l2 * x.pow(2).sum() + tv * t
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            with torch.no_grad():
+                x.clamp_(0, 1)
+    finally:
+        h.remove()
+        model.train(was)
+    return x.detach().float().cpu().view(len(seeds), n_units, 3, 28, 28)
+
+
+def seed_consistency(imgs: torch.Tensor) -> torch.Tensor:
+    """Per unit: cosine similarity of the (mean-centred) activation-maximisation images of two seeds."""
+    a, b = (v.flatten(1) - v.flatten(1).mean(1, keepdim=True) for v in (imgs[0], imgs[1]))
+    return torch.nn.functional.cosine_similarity(a, b, dim=1)
+
+
+def _cv(r: torch.Tensor) -> torch.Tensor:
+    """Coefficient of variation along dim 0 (std / |mean|), per unit; NaN where the mean is ~0."""
+    m = r.mean(0)
+    return torch.where(m.abs() > 1e-6, r.std(0) / m.abs().clamp_min(1e-6), torch.full_like(m, float("nan")))
+
+
+def invariance(model: nn.Module, module: nn.Module, palette: torch.Tensor, fav: torch.Tensor, pre: bool,
+               intensities=(0.25, 0.5, 0.75, 1.0), patch: int = 10) -> dict:
+    """Intensity invariance: CV of each unit's response to its favourite palette color as a flat image at
+    four intensities. Spatial invariance: CV of its response to a ``patch``-pixel square of that color on
+    black at nine positions (3 x 3 grid). Low CV = invariant. Means over units with a non-zero mean."""
+    dev = next(model.parameters()).device
+    pal = palette.float().to(dev)
+    flat = torch.cat([flat_images(pal * s) for s in intensities])               # (4*10, 3, 28, 28)
+    r = unit_responses(model, module, flat, pre).view(len(intensities), 10, -1)  # (intensity, color, unit)
+    units = torch.arange(r.shape[2])
+    r_int = r[:, fav.to(r.device), units]                                       # (intensity, unit)
+    offs = [0, (28 - patch) // 2, 28 - patch]
+    imgs = []
+    for c in range(10):
+        for oy in offs:
+            for ox in offs:
+                im = torch.zeros(3, 28, 28, device=dev)
+                im[:, oy:oy + patch, ox:ox + patch] = pal[c][:, None, None]
+                imgs.append(im)
+    rs = unit_responses(model, module, torch.stack(imgs), pre).view(10, 9, -1)  # (color, position, unit)
+    r_pos = rs[fav.to(rs.device), :, units].T                                   # (position, unit)
+    ci, cp = _cv(r_int), _cv(r_pos)
+    return {"intensity_cv_mean": float(ci.nanmean()), "spatial_cv_mean": float(cp.nanmean()),
+            "intensity_cv_units": int((~ci.isnan()).sum()), "spatial_cv_units": int((~cp.isnan()).sum())}
+
+
+def success_failure_probes(model: nn.Module, split: Split, rt: Runtime, n: int = 100) -> tuple[dict, list, list]:
+    """Grad-CAM of the predicted and the true class on up to ``n`` hard-test successes and ``n`` failures,
+    with the concentration ratio of each (means), and a 4 + 4 image grid (image, CAM pred, CAM true)."""
+    from .attribution import GradCAM
+
+    x_all = split.images(slice(0, min(len(split), 20 * n))).to(rt.device)
+    y_all = split.y[: len(x_all)]
+    pred_all = predict(model, x_all, rt).argmax(1)
+    cam = GradCAM(model)
+    out, grid, titles = {}, [], []
+    for kind, sel in (("successes", pred_all == y_all), ("failures", pred_all != y_all)):
+        idx = torch.nonzero(sel).squeeze(1)[:n]
+        out[kind] = {"n": int(len(idx))}
+        if not len(idx):
+            continue
+        x, y, p = x_all[idx], y_all[idx], pred_all[idx]
+        mp, mt = cam.attribute(rt.input(x), p).detach(), cam.attribute(rt.input(x), y).detach()
+        out[kind] |= {"concentration_pred": float(trust.concentration_ratio(mp).mean()),
+                      "concentration_true": float(trust.concentration_ratio(mt).mean()),
+                      "degenerate_rate_pred": float(trust.degenerate(mp).float().mean())}
+        for i in range(min(4, len(idx))):
+            grid += [x[i].float().cpu(), mp[i].float().cpu(), mt[i].float().cpu()]
+            label = "failure" if kind == "failures" else "success"
+            titles += [f"{label}: y={int(y[i])} pred={int(p[i])}", f"CAM pred {int(p[i])}", f"CAM true {int(y[i])}"]
+    return out, grid, titles
+
+
+def neuron_deep_dive(model: nn.Module, palette: torch.Tensor, seeds=(0, 1), steps: int = 50) -> tuple[dict, dict]:
+    """The rest of the study's Tasks 2-3 for any model: first-layer filters (weights, response matrix to
+    the pure palette colors, activation maximisation per filter) and hidden units (color-response
+    matrix, CSI, seed-consistency of per-unit activation maximisation, intensity and spatial invariance).
+    Returns (metrics, arrays for the figure)."""
+    from .debias import color_selectivity
+    from .models import get_module
+
+    dev = next(model.parameters()).device
+    pal = palette.float().to(dev)
+    conv = first_conv(model)
+    r1 = unit_responses(model, conv, flat_images(pal))                     # (10 colors, filters), pre-activation
+    hidden = get_module(model, model.hidden_layer)
+    pre = isinstance(hidden, nn.ReLU)                                      # maximise a ReLU's pre-activation
+    rh = unit_responses(model, hidden, flat_images(pal))                   # (10 colors, units), as analysed
+    csi1, csih = color_selectivity(r1), color_selectivity(rh)
+    am1 = maximise_units(model, conv, conv.out_channels, list(seeds[:1]), steps)[0]
+    amh = maximise_units(model, hidden, rh.shape[1], list(seeds), steps, pre=pre)
+    cons = seed_consistency(amh)
+    fav = rh.argmax(0)
+    color_of = am1.mean((2, 3))                                            # mean RGB of each filter's image
+    metrics = {
+        "first_layer": {"filters": int(conv.out_channels), "csi_mean": float(csi1.mean()),
+                        "favourite_color_counts": torch.bincount(r1.argmax(0), minlength=10).tolist(),
+                        "actmax_saturation_mean": float((color_of.amax(1) - color_of.amin(1)).mean())},
+        "hidden": {"units": int(rh.shape[1]), "actmax_seed_consistency_mean": float(cons.mean()),
+                   "actmax_seed_consistency_median": float(cons.median()), "actmax_steps": steps,
+                   **invariance(model, hidden, palette, fav, pre)},
+    }
+    arrays = {"first_weights": conv.weight.detach().float().cpu(), "first_responses": r1.cpu(),
+              "first_actmax": am1, "hidden_responses": rh.cpu(), "hidden_csi": csih.cpu(),
+              "hidden_actmax": amh[0], "consistency": cons}
+    return metrics, arrays

@@ -22,21 +22,40 @@ def _img(a) -> np.ndarray:
     return a.squeeze()
 
 
+def _rgb(a: np.ndarray, cmap) -> np.ndarray:
+    """A cell as (H, W, 3) RGB in [0,1]; a 2-D map goes through the colormap after per-map min-max scaling."""
+    if a.ndim == 3:
+        return np.clip(a[..., :3], 0, 1)
+    lo, hi = float(a.min()), float(a.max())
+    z = (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
+    return plt.get_cmap(cmap or "viridis")(z)[..., :3].astype(np.float32)
+
+
 def image_grid(path: str | Path, images, titles=None, ncols: int = 10, cmap=None, suptitle: str = "",
                scale: float = 1.3) -> None:
-    """images: sequence of (3,H,W)/(H,W,3) RGB in [0,1] or (H,W) maps."""
-    n = len(images)
+    """images: sequence of (3,H,W)/(H,W,3) RGB in [0,1] or (H,W) maps, drawn as one mosaic (one imshow,
+    titles as text): one axes instead of one per image keeps large grids fast to render."""
+    cells = [_rgb(_img(a), cmap) for a in images]
+    n = len(cells)
     nrows = max(1, -(-n // ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * scale, nrows * scale * 1.1), squeeze=False)
-    for i, ax in enumerate(axes.flat):
-        ax.axis("off")
-        if i < n:
-            a = _img(images[i])
-            ax.imshow(a, cmap=cmap if a.ndim == 2 else None, vmin=0 if a.ndim == 2 and cmap else None)
-            if titles is not None:
-                ax.set_title(titles[i], fontsize=7)
+    h = max(c.shape[0] for c in cells)
+    w = max(c.shape[1] for c in cells)
+    band = max(4, h // 3) if titles is not None else 0  # white space above each row for the titles
+    ch, cw = h + band + 1, w + 1
+    canvas = np.ones((nrows * ch + 1, ncols * cw + 1, 3), dtype=np.float32)
+    for i, c in enumerate(cells):
+        r, k = divmod(i, ncols)
+        y0, x0 = 1 + r * ch + band, 1 + k * cw
+        canvas[y0:y0 + c.shape[0], x0:x0 + c.shape[1]] = c
+    fig, ax = plt.subplots(figsize=(ncols * scale, nrows * scale * 1.1 + (0.3 if suptitle else 0)))
+    ax.imshow(canvas, interpolation="nearest")
+    ax.axis("off")
+    if titles is not None:
+        for i, t in enumerate(titles[:n]):
+            r, k = divmod(i, ncols)
+            ax.text(1 + k * cw + w / 2, 1 + r * ch + band - 1, str(t), ha="center", va="bottom", fontsize=6)
     if suptitle:
-        fig.suptitle(suptitle, fontsize=9)
+        ax.set_title(suptitle, fontsize=9)
     fig.tight_layout()
     save_figure(path, fig)
 
@@ -71,5 +90,54 @@ def bars(path: str | Path, labels, values, errors=None, ylabel: str = "", title:
         ax.set_ylim(*ylim)
     if title:
         ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    save_figure(path, fig)
+
+
+def mosaic(imgs, ncols: int) -> np.ndarray:
+    """Tile (n, 3, h, w) images in [0,1] into one (H, W, 3) array with 1-pixel white separators."""
+    a = np.asarray(imgs, dtype=np.float32)
+    n, _, h, w = a.shape
+    nrows = max(1, -(-n // ncols))
+    out = np.ones((nrows * (h + 1) + 1, ncols * (w + 1) + 1, 3), dtype=np.float32)
+    for i in range(n):
+        r, c = divmod(i, ncols)
+        out[1 + r * (h + 1): 1 + r * (h + 1) + h, 1 + c * (w + 1): 1 + c * (w + 1) + w] = a[i].transpose(1, 2, 0)
+    return out
+
+
+def neuron_figure(path: str | Path, arrays: dict, name: str) -> None:
+    """First-layer filters (weights, response to the ten palette colors, activation maximisation) and
+    hidden units (color-response heatmap, CSI histogram, activation maximisation) of one model."""
+    w = np.asarray(arrays["first_weights"], dtype=np.float32)
+    lo, hi = w.min((1, 2, 3), keepdims=True), w.max((1, 2, 3), keepdims=True)
+    w = (w - lo) / np.maximum(hi - lo, 1e-12)
+    fig, ax = plt.subplots(2, 3, figsize=(16, 8))
+    panels = [
+        (ax[0, 0], mosaic(w, 8), "first-layer weights (per-filter min-max)"),
+        (ax[0, 2], mosaic(arrays["first_actmax"], 8), "first-layer activation maximisation"),
+        (ax[1, 2], mosaic(arrays["hidden_actmax"], 16), "hidden-unit activation maximisation (seed 0)"),
+    ]
+    for a, img, title in panels:
+        a.imshow(img)
+        a.set_title(title, fontsize=9)
+        a.axis("off")
+    for a, key, title in ((ax[0, 1], "first_responses", "first-layer response to pure colors (pre-activation)"),
+                          (ax[1, 0], "hidden_responses", "hidden-unit response to pure colors")):
+        m = np.asarray(arrays[key], dtype=np.float32)
+        im = a.imshow(m, aspect="auto", cmap="viridis")
+        fig.colorbar(im, ax=a)
+        a.set_xlabel("unit")
+        a.set_ylabel("palette color")
+        a.set_yticks(range(10))
+        a.set_title(title, fontsize=9)
+    csi = np.asarray(arrays["hidden_csi"], dtype=np.float32)
+    ax[1, 1].hist(csi, bins=20, color="tab:blue")
+    ax[1, 1].axvline(3.0, color="tab:red", linestyle="--", label="CSI = 3 (study's threshold)")
+    ax[1, 1].set_xlabel("color selectivity index (hidden units)")
+    ax[1, 1].set_ylabel("units")
+    ax[1, 1].legend(fontsize=8)
+    ax[1, 1].set_title(f"CSI histogram (max possible with 10 colors: {9 / np.sqrt(10):.2f})", fontsize=9)
+    fig.suptitle(f"{name}: what the neurons encode", fontsize=11)
     fig.tight_layout()
     save_figure(path, fig)
