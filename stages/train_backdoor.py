@@ -52,14 +52,18 @@ def main(params, run):
     out = {"run": {"poison_rate": r.poison_rate, "n_poisoned": int(n_poison), "seed": r.seed,
                    "explanation_method": int(r.method == "explanation")},
            "val": evaluate_backdoor(model, clean, splits["val"], cfg, rt, cfg.n_eval, list(cfg.transfer)),
-           "clean_model_val_acc": float((predict(clean, splits["val"], rt).argmax(1) == splits["val"].y).float()
-                                        .mean()),
            "train_seconds": sum(h["seconds"] for h in hist)}
-    out["clean_acc_drop"] = out["clean_model_val_acc"] - out["val"]["clean_acc"]
+    # clean accuracy and its drop on the whole validation and hard-test splits (paired: same images)
+    for split in ("val", "test_hard"):
+        s = splits[split]
+        out[f"clean_model_{split}_acc"] = float((predict(clean, s, rt).argmax(1) == s.y).float().mean())
+        out[f"{split}_acc"] = float((predict(model, s, rt).argmax(1) == s.y).float().mean())
+    out["clean_acc_drop"] = out["clean_model_val_acc"] - out["val_acc"]
+    out["clean_acc_drop_test_hard"] = out["clean_model_test_hard_acc"] - out["test_hard_acc"]
     write_json(f"metrics/train_backdoor/{run}.json", out)
     grid(f"plots/train_backdoor/{run}.png", clean, model, splits["val"], cfg, rt, run)
     v = out["val"]
-    print(f"{run}: clean acc {v['clean_acc']:.4f} (drop {100 * out['clean_acc_drop']:.2f} pt), triggered acc "
+    print(f"{run}: clean val acc {out['val_acc']:.4f} (drop {100 * out['clean_acc_drop']:.2f} pt), triggered acc "
           f"{v['triggered_acc']:.4f}, ASR_mass@0.5 {v['triggered']['asr_mass_0.5']:.3f}, false trigger "
           f"{v['false_trigger']['asr_mass_0.5']:.3f} ({out['train_seconds']:.0f}s)")
 

@@ -169,8 +169,8 @@ def finetune(model: nn.Module, clean: nn.Module, train: Split, poisoned: torch.T
     def sampler(epoch, gen):
         return torch.randperm(len(train), generator=gen)[:n]
 
-    return fit(model, train, FitConfig(epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size, seed=seed), rt,
-               obj, sampler=sampler, desc=f"backdoor/{method}")
+    return fit(model, train, FitConfig(epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size, seed=seed,
+                                       schedule=cfg.schedule), rt, obj, sampler=sampler, desc=f"backdoor/{method}")
 
 
 # ------------------------------------------------------------------------------------------ metrics
