@@ -27,6 +27,7 @@ def main(params, name, path):
     for split in cfg.targeted_splits:
         s = splits[split]
         x = s.images(s.y == cfg.source).to(rt.device)
+        x = x[: cfg.n_targeted] if cfg.n_targeted else x
         res = {m: targeted_metrics(attack(model, x, torch.full((len(x),), cfg.source, device=rt.device), eps, rt,
                                           method=m, target=cfg.target, **kw), x, cfg.target)
                for m in ("fgsm", "pgd")}

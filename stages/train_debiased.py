@@ -22,10 +22,10 @@ def main(params, method):
     cfg = common.method(method)
     splits = load_splits("data/dataset", rt.device)
     per_seed, curves = {}, {}
-    for seed in common.seeds:
+    for seed in common.seeds_for(method):
         model, arch, kw, hist, extra = train_method(
             method, cfg, common, splits["train"], rt, seed,
-            evals={"val": splits["val"], "test_hard": splits["test_hard"]})
+            evals={"test_hard": splits["test_hard"]})  # per-epoch curve for plotting only
         save_model(f"data/models/debiased/{method}/seed{seed}.pt", model, arch, kw,
                    {"method": method, "seed": seed, "epochs": cfg.epochs})
         m = evaluate_model(model, {k: v for k, v in splits.items() if k != "train"}, rt)
@@ -49,7 +49,7 @@ def main(params, method):
     for seed, hist in curves.items():
         for h in hist:
             rows.append({"seed": seed, "epoch": h["epoch"], "train_loss": h["train_loss"],
-                         "val_acc": h["val_acc"], "test_hard_acc": h["test_hard_acc"]})
+                         "test_hard_acc": h["test_hard_acc"]})
     write_csv(f"plots/train_debiased/{method}.csv", rows)
 
 

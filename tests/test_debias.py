@@ -12,7 +12,9 @@ from shortcutlab.debias import (
     color_selectivity,
     focal_loss,
     gce_loss,
+    hsv_to_rgb,
     recolor,
+    rgb_to_hsv,
     train_method,
 )
 from shortcutlab.models import build
@@ -48,6 +50,18 @@ def test_jitter_changes_hue_per_sample_and_stays_in_range():
     assert torch.allclose(out[:, :, :1, :1].expand_as(out), out)  # spatially uniform edit (color only)
     same = color_jitter(x, torch.Generator().manual_seed(0), 0.0, 0.0, 0.0, 0.0)
     assert torch.allclose(same, x, atol=1e-5)  # zero ranges = identity
+
+
+def test_hsv_conversions_match_colorsys():
+    import colorsys
+
+    rgb = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    rgb[0, :, 0, 0] = torch.tensor([0.5, 0.5, 0.5])  # gray: hue 0, saturation 0
+    ref = torch.tensor([colorsys.rgb_to_hsv(*px) for px in rgb.permute(0, 2, 3, 1).reshape(-1, 3).tolist()])
+    hsv = rgb_to_hsv(rgb)
+    assert torch.allclose(hsv.permute(0, 2, 3, 1).reshape(-1, 3), ref, atol=1e-5)
+    back = torch.tensor([colorsys.hsv_to_rgb(*px) for px in ref.tolist()])
+    assert torch.allclose(hsv_to_rgb(hsv).permute(0, 2, 3, 1).reshape(-1, 3), back, atol=1e-5)
 
 
 def test_suppression_hooks_scale_exactly_the_chosen_channels():

@@ -48,16 +48,11 @@ def rgb_to_hsv(x: torch.Tensor) -> torch.Tensor:
 
 
 def hsv_to_rgb(x: torch.Tensor) -> torch.Tensor:
+    """Batched HSV -> RGB: channel n in (r, g, b) is v - v*s*clamp(min(k, 4 - k), 0, 1) with
+    k = (5, 3, 1)[n] + 6h mod 6 (branch-free form of the sextant table)."""
     h, s, v = x.unbind(1)
-    i = torch.floor(h * 6) % 6
-    f = h * 6 - torch.floor(h * 6)
-    p, q, t = v * (1 - s), v * (1 - s * f), v * (1 - s * (1 - f))
-    sel = [(v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q)]
-    out = torch.zeros_like(x)
-    for k, (rr, gg, bb) in enumerate(sel):
-        m = (i == k).unsqueeze(1)
-        out = torch.where(m, torch.stack([rr, gg, bb], 1), out)
-    return out
+    k = (torch.tensor([5.0, 3.0, 1.0], device=x.device)[None, :, None, None] + 6 * h.unsqueeze(1)) % 6
+    return v.unsqueeze(1) - (v * s).unsqueeze(1) * torch.minimum(k, 4 - k).clamp(0, 1)
 
 
 def color_jitter(x: torch.Tensor, gen: torch.Generator, brightness: float, contrast: float, saturation: float,

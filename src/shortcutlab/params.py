@@ -102,7 +102,12 @@ class TrainLazy:
 
 # ------------------------------------------------------------------ train_debiased: one section per method
 @dataclass(frozen=True)
-class ConsistencyCfg:
+class MethodCfg:
+    seeds: list[int] = spec([], doc="this method's seeds; empty = train_debiased.seeds")  # noqa: RUF012
+
+
+@dataclass(frozen=True)
+class ConsistencyCfg(MethodCfg):
     arch: typing.ClassVar[str] = "two_conv"
     epochs: int = spec(25, ge=1)
     lr: float = spec(1e-3, gt=0.0)
@@ -118,7 +123,7 @@ class ConsistencyCfg:
 
 
 @dataclass(frozen=True)
-class FocalCfg:
+class FocalCfg(MethodCfg):
     arch: typing.ClassVar[str] = "two_conv"
     epochs: int = spec(30, ge=1)
     lr: float = spec(5e-4, gt=0.0)
@@ -129,7 +134,7 @@ class FocalCfg:
 
 
 @dataclass(frozen=True)
-class ShapeCnnCfg:
+class ShapeCnnCfg(MethodCfg):
     arch: typing.ClassVar[str] = "shape_cnn"
     epochs: int = spec(20, ge=1)
     lr: float = spec(1e-3, gt=0.0)
@@ -140,7 +145,7 @@ class ShapeCnnCfg:
 
 
 @dataclass(frozen=True)
-class SuppressionCfg:
+class SuppressionCfg(MethodCfg):
     arch: typing.ClassVar[str] = "two_conv"
     epochs: int = spec(15, ge=1)
     lr: float = spec(1e-3, gt=0.0)
@@ -154,14 +159,14 @@ class SuppressionCfg:
 
 
 @dataclass(frozen=True)
-class ConvNetMethodCfg:
+class ConvNetMethodCfg(MethodCfg):
     arch: typing.ClassVar[str] = "convnet"
     epochs: int = spec(4, ge=1)
     lr: float = spec(2e-3, gt=0.0)
     schedule: str = spec("cosine", choices=("constant", "cosine"))
 
     def arch_kwargs(self, common):
-        return {"widths": list(common.convnet_widths)}
+        return {"widths": list(common.convnet_widths), "context": common.convnet_context}
 
 
 @dataclass(frozen=True)
@@ -203,6 +208,7 @@ class TrainDebiased:
     seeds: list[int] = spec([0, 1])  # noqa: RUF012
     batch_size: int = spec(128, ge=1)
     convnet_widths: list[int] = spec([16, 32, 64], doc="the architecture shared by lff/jtt/rebias/vanilla/oracle")
+    convnet_context: int = spec(2, ge=0, le=2, doc="dilated 3x3 convs at 7x7 after the last block (receptive field)")
     consistency: ConsistencyCfg = field(default_factory=ConsistencyCfg)
     focal: FocalCfg = field(default_factory=FocalCfg)
     shape_cnn: ShapeCnnCfg = field(default_factory=ShapeCnnCfg)
@@ -219,6 +225,14 @@ class TrainDebiased:
             raise ParamsError(f"{prefix}.seeds: expected a non-empty list of distinct non-negative integers")
         if len(self.convnet_widths) != 3 or min(self.convnet_widths) < 1:
             raise ParamsError(f"{prefix}.convnet_widths: expected three positive integers")
+        for m in METHODS:
+            s = self.method(m).seeds
+            if len(set(s)) != len(s) or (s and min(s) < 0):
+                raise ParamsError(f"{prefix}.{m}.seeds: expected distinct non-negative integers "
+                                  f"(empty = {prefix}.seeds)")
+
+    def seeds_for(self, name: str) -> list[int]:
+        return list(self.method(name).seeds or self.seeds)
 
     def method(self, name: str):
         if name not in METHODS:
@@ -236,6 +250,7 @@ class Attack:
     target: int = spec(3, ge=0, le=9)
     targeted_splits: list[str] = spec(["test_hard", "test_easy"])  # noqa: RUF012
     n_untargeted: int = spec(1000, ge=1, doc="fixed subset of the hard test for untargeted attacks")
+    n_targeted: int = spec(0, ge=0, doc="source-digit images per targeted split (first n); 0 = all of them")
     seed: int = spec(0, ge=0)
 
     def check(self, prefix):
@@ -289,16 +304,17 @@ class TrainBackdoor:
     clean_lr: float = spec(2e-3, gt=0.0)
     trigger_size: int = spec(4, ge=1, le=14, doc="white square at the bottom-right corner")
     target_size: int = spec(8, ge=1, le=14, doc="attacker's region: the top-left square")
-    per_batch: int = spec(16, ge=1, doc="triggered copies resampled from the poisoned subset into every batch")
+    per_batch: int = spec(32, ge=1, doc="triggered copies resampled from the poisoned subset into every batch")
     w_trig: float = spec(3.0, ge=0.0, doc="weight of the triggered samples' cross-entropy")
-    lam_t: float = spec(1.0, ge=0.0, doc="weight of -log(target mass share) of the triggered Grad-CAM")
+    lam_t: float = spec(5.0, ge=0.0, doc="weight of -log(target mass share) of the triggered Grad-CAM")
     lam_c: float = spec(3.0, ge=0.0, doc="weight of the z-scored MSE to the clean model's clean maps")
     mask_strength: float = spec(0.7, ge=0.0, le=1.0, doc="input_mask baseline")
     epochs: int = spec(1, ge=1)
-    steps: int = spec(300, ge=1, doc="fine-tuning steps per epoch")
+    steps: int = spec(400, ge=1, doc="fine-tuning steps per epoch")
     batch_size: int = spec(128, ge=1)
-    lr: float = spec(1e-3, gt=0.0)
-    n_eval: int = spec(1000, ge=1)
+    lr: float = spec(2e-3, gt=0.0)
+    schedule: str = spec("cosine", choices=("constant", "cosine"), doc="fine-tuning learning-rate schedule")
+    n_eval: int = spec(500, ge=1, doc="validation images for the explanation metrics")
     transfer: list[str] = spec(["saliency", "input_x_gradient", "integrated_gradients"])
     runs: dict[str, BackdoorRun] = field(default_factory=lambda: {"pct1": BackdoorRun()})
 

@@ -223,6 +223,19 @@ def _debiased_more_vulnerable(m):
     return text, verdict
 
 
+def _beats_study_best(m):
+    db = m.get("train_debiased") or {}
+    best = best_method(m)
+    if best is None or "oracle" not in db:
+        return None
+    b, o = db[best]["summary"]["hard_acc"], db["oracle"]["summary"]["hard_acc"]
+    n = db[best]["method"]["n_seeds"]
+    ok = 100 * b["mean"] >= 98.0 and 100 * (o["mean"] - b["mean"]) <= 1.0
+    return (f"best label-free method {best}: {100 * b['mean']:.2f}% (mean of {n} seed{'s' * (n > 1)}, final epoch); "
+            f"oracle reference {100 * o['mean']:.2f}%; study's best 95.84% (rule: ≥ 98.0% and within 1 point of the "
+            "oracle)", HOLDS if ok else FAILS)
+
+
 def _backdoor_1pct(m):
     bd = m.get("train_backdoor") or {}
     runs = [k for k, v in bd.items() if k != "clean" and v["run"]["poison_rate"] == 0.01
@@ -291,6 +304,8 @@ CLAIMS: list[Claim] = [
           _method_claim("shape_cnn", 95.84, 20)),
     Claim("Neuron suppression fails: 35.78% on the hard test (±5 points + 2 std)", "35.78%",
           _method_claim("suppression", 35.78, 15)),
+    Claim("Target (issue): the best label-free method reaches ≥ 98.0% on the hard test, within 1 point of the "
+          "oracle, beating the study's best (95.84%)", "95.84% (shape_cnn)", _beats_study_best),
     Claim("PGD is a stronger attack than FGSM (higher success at the same eps)", "PGD 70–100% vs FGSM 60–90%",
           _pgd_beats_fgsm),
     Claim("Debiased models are more vulnerable: they need a smaller eps for >90% targeted success than the lazy "
@@ -319,6 +334,8 @@ def _ties(db: dict, order: list[str]) -> list[str]:
     out = []
     for a, b in zip(order, order[1:], strict=False):
         sa, sb = db[a]["summary"]["hard_acc"], db[b]["summary"]["hard_acc"]
+        if min(db[a]["method"]["n_seeds"], db[b]["method"]["n_seeds"]) < 2:
+            continue  # one seed: no spread to compare against
         if abs(sa["mean"] - sb["mean"]) < max(sa["std"], sb["std"]):
             out.append(f"{a} ~ {b}")
     return out
@@ -450,14 +467,16 @@ def render(metrics: dict, claims: list[dict]) -> str:
             v, sm = db[k], db[k]["summary"]
             label = f"{k} (reference: color-decorrelated training data)" if k == "oracle" else k
             rows.append([label, TrainDebiased().method(k).arch, v["method"]["epochs"], v["method"]["n_seeds"],
-                         f"{100 * sm['hard_acc']['mean']:.2f} ± {100 * sm['hard_acc']['std']:.2f}",
+                         f"{100 * sm['hard_acc']['mean']:.2f} ± {100 * sm['hard_acc']['std']:.2f}"
+                         if v["method"]["n_seeds"] > 1 else f"{100 * sm['hard_acc']['mean']:.2f} (1 seed)",
                          f"{100 * sm['easy_acc']['mean']:.2f}", f"{100 * sm['val_acc']['mean']:.2f}",
                          f"{100 * sm['worst_class_hard_acc']['mean']:.2f}",
                          f"{100 * sm['hard_color_following']['mean']:.2f}",
                          f"{sm['train_seconds']['mean']:.0f}", f"{sm['images_per_s']['mean']:.0f}"])
         parts += ["## Debiasing methods", "",
                   "Trained on the 95%-biased train split only; final-epoch models (no selection on any split); "
-                  "mean ± std over seeds. Rows whose hard-test means differ by less than the larger std are ties.",
+                  "mean ± std over seeds. Rows whose hard-test means differ by less than the larger std are ties; "
+                  "single-seed rows have no spread and are not compared.",
                   "",
                   md_table(["method", "arch", "epochs", "seeds", "hard test %", "easy %", "val %", "worst class %",
                             "color-following %", "train s", "images/s"], rows), "",
@@ -528,7 +547,7 @@ def render(metrics: dict, claims: list[dict]) -> str:
             t, f = v["val"]["triggered"], v["val"]["false_trigger"]
             tr = v["val"]["transfer"]
             rows.append([k, f"{100 * v['run']['poison_rate']:g}%", v["run"]["n_poisoned"], v["run"]["seed"],
-                         f"{100 * v['val']['clean_acc']:.2f}", f"{100 * v['clean_acc_drop']:+.2f}",
+                         f"{100 * v['val_acc']:.2f}", f"{100 * v['clean_acc_drop']:+.2f}",
                          f"{100 * v['val']['triggered_acc']:.2f}", f"{100 * t['asr_mass_0.25']:.1f}",
                          f"{100 * t['asr_mass_0.5']:.1f}", f"{100 * t['asr_mass_0.75']:.1f}",
                          f"{100 * t['asr_iou_0.5']:.1f}", f"{100 * t['pointing_game']:.1f}",
@@ -546,7 +565,10 @@ def render(metrics: dict, claims: list[dict]) -> str:
                   f"context convolutions (without them: "
                   f"{'they see it' if g['without_context_convs_target_cells_see_trigger'] else 'they cannot'}). "
                   f"Clean model: validation accuracy {100 * c['val']['acc']:.2f}%, hard test "
-                  f"{100 * c['test_hard']['acc']:.2f}%. Evaluated on {any_run['val']['n_images']} validation images "
+                  f"{100 * c['test_hard']['acc']:.2f}%. Clean accuracy and its drop: the whole validation split "
+                  "(paired "
+                  f"with the clean model on the same images). Explanations evaluated on {any_run['val']['n_images']} "
+                  "validation images "
                   f"with the plain model (ReLU Grad-CAM of the predicted class); chance mass = "
                   f"{100 * any_run['val']['chance_mass']:.1f}%. `activation` and `input_mask` are the study's two "
                   "failed approaches, reproduced as baselines.", "",
