@@ -496,8 +496,9 @@ def render(metrics: dict, claims: list[dict]) -> str:
                          r["min_eps_pgd"] if r["min_eps_pgd"] is not None else f"> {eps[-1]}",
                          " / ".join(f"{100 * v:.0f}" for v in r["robust_pgd"])])
         parts += ["## Adversarial attacks", "",
-                  f"L∞ FGSM and PGD at eps = {' / '.join(f'{e:g}' for e in eps)}. Targeted: every hard-test "
-                  "image of the source digit pushed to the target digit (success = predicted target). "
+                  f"L∞ FGSM and PGD at eps = {' / '.join(f'{e:g}' for e in eps)}. Targeted: the first n "
+                  "hard-test images of the source digit (column n) pushed to the target digit (success = predicted "
+                  "target). "
                   "Robust accuracy: untargeted PGD on a fixed hard-test subset. "
                   "Debiased models: the first seed's checkpoint.", "",
                   md_table(["model", "hard acc %", "targeted n", "targeted FGSM %", "targeted PGD %",
@@ -536,6 +537,33 @@ def render(metrics: dict, claims: list[dict]) -> str:
                   md_table(["model", "method", "concentration", "fg mass", "degenerate %", "class contrast",
                             "deletion", "insertion", "falsified %", "sanity ρ", "maps/s"], rows), "",
                   "![explain](plots/evaluate/explain.png)", ""]
+        nrows = []
+        for mname, e in ex.items():
+            n, pr = e["neurons"], e.get("probes_hard_test", {})
+            if "hidden" not in n:
+                continue
+            sc, fl = pr.get("successes", {}), pr.get("failures", {})
+            nrows.append([mname, f"{n['alive']}/{n['units']}", f"{n['csi_mean']:.2f}", n["csi_gt_3"],
+                          f"{n['first_layer']['csi_mean']:.2f}", f"{n['hidden']['actmax_seed_consistency_mean']:.2f}",
+                          f"{n['hidden']['intensity_cv_mean']:.2f}", f"{n['hidden']['spatial_cv_mean']:.2f}",
+                          f"{sc.get('n', 0)} / {fl.get('n', 0)}",
+                          f"{sc.get('concentration_pred', float('nan')):.2f} / "
+                          f"{fl.get('concentration_pred', float('nan')):.2f}"])
+        if nrows:
+            parts += ["### What the neurons encode", "",
+                      "Hidden layer (the lazy model's FC-1, the others' pooled features): live units, mean CSI over "
+                      "the ten pure palette colors and units with CSI > 3; first-layer filters' mean CSI; "
+                      "activation maximisation of every hidden unit from two random starts (cosine similarity of the "
+                      "two images, mean over units); coefficient of variation of each unit's response to its "
+                      "favourite color over four intensities and over nine positions of a 10-pixel patch (low = "
+                      "invariant); Grad-CAM concentration on up to 100 hard-test successes / failures. Figures: "
+                      "`plots/explain/<model>_neurons.png` (filters, response heatmaps, CSI histogram, "
+                      "activation maximisation) and `plots/explain/<model>_classes.png` (class visualisations, "
+                      "probes).", "",
+                      md_table(["model", "live units", "CSI mean", "CSI > 3", "first-layer CSI", "act-max seed cos",
+                                "intensity CV", "spatial CV", "successes / failures", "CAM concentration (s / f)"],
+                               nrows), "",
+                      "![neurons](plots/explain/lazy_neurons.png)", ""]
     bd = metrics.get("train_backdoor")
     if bd:
         c = bd["clean"]
