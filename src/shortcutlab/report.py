@@ -245,11 +245,14 @@ def _backdoor_1pct(m):
     asr5 = [bd[k]["val"]["triggered"]["asr_mass_0.5"] for k in runs]
     drop = [bd[k]["clean_acc_drop"] for k in runs]
     ft = [bd[k]["val"]["false_trigger"]["asr_mass_0.5"] for k in runs]
+    hard = [bd[k].get("clean_acc_drop_test_hard") for k in runs]
     ok = all(a >= 0.9 for a in asr5) and all(d <= 0.01 for d in drop) and all(f <= 0.05 for f in ft)
     bad = all(a < 0.5 for a in asr5)
     return (f"{len(runs)} seeds at 1%: ASR_mass@0.5 {', '.join(f'{100 * a:.1f}%' for a in asr5)}; clean-accuracy "
-            f"drop {', '.join(f'{100 * d:+.2f}' for d in drop)} pt; false-trigger "
-            f"{', '.join(f'{100 * f:.1f}%' for f in ft)} (rule: every seed ASR ≥ 90%, drop ≤ 1 pt, false ≤ 5%)",
+            f"drop {', '.join(f'{100 * d:+.2f}' for d in drop)} pt (validation); false-trigger "
+            f"{', '.join(f'{100 * f:.1f}%' for f in ft)} (rule: every seed ASR ≥ 90%, drop ≤ 1 pt, false ≤ 5%)"
+            + (f"; not in the rule but not stealthy: hard-test accuracy drops "
+               f"{', '.join(f'{100 * h:+.1f}' for h in hard)} pt" if None not in hard else ""),
             HOLDS if ok else (FAILS if bad else INCONCLUSIVE))
 
 
@@ -576,6 +579,7 @@ def render(metrics: dict, claims: list[dict]) -> str:
             tr = v["val"]["transfer"]
             rows.append([k, f"{100 * v['run']['poison_rate']:g}%", v["run"]["n_poisoned"], v["run"]["seed"],
                          f"{100 * v['val_acc']:.2f}", f"{100 * v['clean_acc_drop']:+.2f}",
+                         f"{100 * v['clean_acc_drop_test_hard']:+.2f}" if "clean_acc_drop_test_hard" in v else "—",
                          f"{100 * v['val']['triggered_acc']:.2f}", f"{100 * t['asr_mass_0.25']:.1f}",
                          f"{100 * t['asr_mass_0.5']:.1f}", f"{100 * t['asr_mass_0.75']:.1f}",
                          f"{100 * t['asr_iou_0.5']:.1f}", f"{100 * t['pointing_game']:.1f}",
@@ -600,7 +604,8 @@ def render(metrics: dict, claims: list[dict]) -> str:
                   f"with the plain model (ReLU Grad-CAM of the predicted class); chance mass = "
                   f"{100 * any_run['val']['chance_mass']:.1f}%. `activation` and `input_mask` are the study's two "
                   "failed approaches, reproduced as baselines.", "",
-                  md_table(["run", "poison", "n poisoned", "seed", "clean acc %", "drop pt", "triggered acc %",
+                  md_table(["run", "poison", "n poisoned", "seed", "clean acc %", "drop pt", "hard-test drop pt",
+                            "triggered acc %",
                             "ASR@.25", "ASR@.5", "ASR@.75", "ASR IoU", "pointing", "false trigger @.5",
                             "clean-map ρ", "transfer ASR@.5 (sal / ixg / ig)", "clean model + trigger",
                             "other patch"], rows), "",
