@@ -540,6 +540,12 @@ def render(metrics: dict, claims: list[dict]) -> str:
                   md_table(["model", "method", "concentration", "fg mass", "degenerate %", "class contrast",
                             "deletion", "insertion", "falsified %", "sanity ρ", "maps/s"], rows), "",
                   "![explain](plots/evaluate/explain.png)", ""]
+        drows = [[m] + [f"{100 * max(e[sp][meth]['degenerate_rate'] for sp in ('test_hard', 'test_easy')):.1f}"
+                        for meth in methods] for m, e in ex.items()]
+        parts += ["### Which methods are usable on which model", "",
+                  "Degenerate-map rate % (all-zero or near-uniform maps; the larger of the hard and easy test), per "
+                  "model × method. A degenerate map is reported, never replaced.", "",
+                  md_table(["model", *methods], drows), ""]
         nrows = []
         for mname, e in ex.items():
             n, pr = e["neurons"], e.get("probes_hard_test", {})
