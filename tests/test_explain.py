@@ -1,8 +1,8 @@
 import torch
 from torch import nn
 
-from shortcutlab.explain import invariance, maximise_units, neuron_deep_dive, seed_consistency, unit_responses
-from shortcutlab.models import build
+from shortcutlab.explain import invariance, maximise_units, neuron_deep_dive, seed_consistency
+from shortcutlab.models import build, unit_responses
 from shortcutlab.params import DEFAULT_PALETTE
 
 

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .models import get_module
+from .models import capture
 
 
 def _targets(target, n, device) -> torch.Tensor:
@@ -54,19 +54,6 @@ class Attribution(ABC):
 
 
 # ------------------------------------------------------------------------------------------ CAM family
-class _LayerCapture:
-    def __init__(self, model: nn.Module, layer: str | None):
-        self.module = get_module(model, layer or model.cam_layer)
-        self.act = None
-
-    def __enter__(self):
-        self.h = self.module.register_forward_hook(lambda m, i, o: setattr(self, "act", o))
-        return self
-
-    def __exit__(self, *exc):
-        self.h.remove()
-
-
 class GradCAM(Attribution):
     name = "gradcam"
     spatial_only = True
@@ -81,9 +68,9 @@ class GradCAM(Attribution):
         t = _targets(target, len(inputs), inputs.device)
         if not create_graph and not inputs.requires_grad:
             inputs = inputs.detach().requires_grad_(True)  # so a frozen model (no parameter grads) has a graph
-        with _LayerCapture(self.model, self.layer) as cap:
+        with capture(self.model, self.layer or self.model.cam_layer) as box:
             logits = self.model(inputs)
-        act = cap.act
+        act = box["a"]
         score = logits.float().gather(1, t[:, None]).sum()
         (g,) = torch.autograd.grad(score, act, create_graph=create_graph, retain_graph=create_graph)
         if not create_graph:

@@ -25,7 +25,7 @@ from torch import nn
 from . import trust
 from .attribution import GradCAM, attribute_batched, make
 from .data import Split
-from .models import get_module
+from .models import capture
 from .runtime import Runtime
 from .training import FitConfig, Objective, fit, predict
 
@@ -63,14 +63,14 @@ def add_trigger(x: torch.Tensor, mask: torch.Tensor, pattern: str = "white") -> 
 def receptive_field(model: nn.Module, layer: str, cells: list[tuple[int, int]], probe: tuple[slice, slice]) -> bool:
     """Can any of ``cells`` of ``layer``'s output map see the input pixels ``probe``? (gradient test)."""
     x = torch.rand(1, 3, 28, 28, generator=torch.Generator().manual_seed(0)).requires_grad_(True)
-    out = {}
-    h = get_module(model, layer).register_forward_hook(lambda m, i, o: out.__setitem__("a", o))
     was = model.training
     model.eval()
-    model(x)
-    model.train(was)
-    h.remove()
-    a = out["a"]
+    try:
+        with capture(model, layer) as box:
+            model(x)
+    finally:
+        model.train(was)
+    a = box["a"]
     s = sum(a[0, :, i, j].sum() for i, j in cells)
     (g,) = torch.autograd.grad(s, x)
     return bool(g[0][:, probe[0], probe[1]].abs().sum() > 0)
@@ -132,13 +132,9 @@ class ActivationBaseline(_BackdoorBase):
     def loss(self, model, x, y, idx):
         freeze_batchnorm(model)
         xt, yt = self.triggered_batch()
-        out = {}
-        h = get_module(model, model.cam_layer).register_forward_hook(lambda m, i, o: out.__setitem__("a", o))
-        try:
+        with capture(model, model.cam_layer) as box:
             logits = model(torch.cat([x, xt]))
-        finally:
-            h.remove()
-        a = out["a"][len(x):].float()
+        a = box["a"][len(x):].float()
         gh, gw = a.shape[-2:]
         th = max(1, round(self.cfg.target_size / 28 * gh))
         l_act = -a[:, :, :th, :max(1, round(self.cfg.target_size / 28 * gw))].mean()

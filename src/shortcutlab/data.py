@@ -239,3 +239,8 @@ def paint(gray: torch.Tensor, rgb: torch.Tensor) -> torch.Tensor:
     g = gray.float() / 255.0 if gray.dtype == torch.uint8 else gray.float()
     rgb = rgb.float().reshape(-1, 3) if rgb.dim() > 1 else rgb.float().reshape(1, 3)
     return g[:, None] * rgb[:, :, None, None]
+
+
+def flat_images(colors: torch.Tensor, size: int = 28) -> torch.Tensor:
+    """(n, 3) colors in [0, 1] -> (n, 3, size, size) flat single-color images."""
+    return colors.float()[:, :, None, None].expand(len(colors), 3, size, size).contiguous()

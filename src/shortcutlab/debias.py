@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data import Split
-from .models import TwoConvCNN, build, get_module
+from .data import Split, flat_images
+from .models import TwoConvCNN, build, capture, unit_responses
 from .runtime import Runtime
 from .training import FitConfig, Objective, fit, predict
 
@@ -160,21 +160,14 @@ class ReBias(Objective):
 
     def __init__(self, g: nn.Module, lam: float, lam_g: float):
         self.g, self.lam, self.lam_g = g, lam, lam_g
-        self.feats: dict[str, torch.Tensor] = {}
 
     def extra_modules(self):
         return [self.g]
 
     def loss(self, model, x, y, idx):
-        fh = get_module(model, model.hidden_layer).register_forward_hook(lambda m, i, o: self.feats.__setitem__("f", o))
-        gh = get_module(self.g, self.g.hidden_layer).register_forward_hook(
-            lambda m, i, o: self.feats.__setitem__("g", o))
-        try:
+        with capture(model, model.hidden_layer) as fb, capture(self.g, self.g.hidden_layer) as gb:
             lf, lg = model(x), self.g(x)
-        finally:
-            fh.remove()
-            gh.remove()
-        f, g = self.feats["f"], self.feats["g"]
+        f, g = fb["a"], gb["a"]
         loss = (F.cross_entropy(lf.float(), y) + self.lam * rbf_hsic(f, g.detach())
                 + F.cross_entropy(lg.float(), y) - self.lam_g * rbf_hsic(f.detach(), g))
         return loss, lf
@@ -197,19 +190,9 @@ def color_selectivity(responses: torch.Tensor) -> torch.Tensor:
     return (r.max(0).values - r.mean(0)) / (r.std(0) + 1e-8)
 
 
-@torch.no_grad()
 def channel_color_responses(model: nn.Module, layer: str, palette: torch.Tensor) -> torch.Tensor:
     """Mean activation of each channel of ``layer`` on ten flat images of the pure palette colors."""
-    x = palette.float()[:, :, None, None].expand(10, 3, 28, 28).contiguous().to(next(model.parameters()).device)
-    out = {}
-    h = get_module(model, layer).register_forward_hook(lambda m, i, o: out.__setitem__("a", o))
-    was = model.training
-    model.eval()
-    model(x)
-    model.train(was)
-    h.remove()
-    a = out["a"]
-    return (a.mean((2, 3)) if a.dim() == 4 else a).float().cpu()
+    return unit_responses(model, layer, flat_images(palette).to(next(model.parameters()).device)).cpu()
 
 
 def choose_suppressed(csi: torch.Tensor, frac: float) -> list[int]:

@@ -9,8 +9,8 @@ from torch import nn
 
 from . import trust
 from .attribution import IntegratedGradients, attribute_batched, make
-from .data import Split
-from .models import build
+from .data import Split, flat_images
+from .models import build, capture, get_module, unit_responses
 from .runtime import Runtime
 from .training import predict
 
@@ -178,36 +178,6 @@ def first_conv(model: nn.Module) -> nn.Conv2d:
     return next(m for m in model.modules() if isinstance(m, nn.Conv2d))
 
 
-def flat_images(colors: torch.Tensor, size: int = 28) -> torch.Tensor:
-    """(n, 3) colors -> (n, 3, size, size) flat images."""
-    return colors.float()[:, :, None, None].expand(len(colors), 3, size, size).contiguous()
-
-
-def _capture(module: nn.Module, pre: bool):
-    """Forward hook that keeps a module's output (or, with ``pre``, its input: the pre-activation of a ReLU)."""
-    box: dict = {}
-
-    def hook(m, i, o):
-        box["a"] = i[0] if pre else o
-
-    return box, module.register_forward_hook(hook)
-
-
-def unit_responses(model: nn.Module, module: nn.Module, x: torch.Tensor, pre: bool = False) -> torch.Tensor:
-    """(N, units) responses of ``module`` (spatial mean for conv maps) to images x."""
-    box, h = _capture(module, pre)
-    was = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            model(x)
-    finally:
-        h.remove()
-        model.train(was)
-    a = box["a"].float()
-    return a.mean((2, 3)) if a.dim() == 4 else a
-
-
 def maximise_units(model: nn.Module, module: nn.Module, n_units: int, seeds: list[int], steps: int = 100,
                    lr: float = 0.05, l2: float = 5e-5, tv: float = 5e-3, pre: bool = False) -> torch.Tensor:
     """Activation maximisation of every unit of ``module`` at once, from one random start per seed
@@ -218,23 +188,22 @@ def maximise_units(model: nn.Module, module: nn.Module, n_units: int, seeds: lis
     x = torch.cat(starts).to(dev).requires_grad_(True)
     units = torch.arange(n_units, device=dev).repeat(len(seeds))
     opt = torch.optim.Adam([x], lr=lr)
-    box, h = _capture(module, pre)
     was = model.training
     model.eval()
     try:
-        for _ in range(steps):
-            model(x)
-            a = box["a"].float()
-            a = a.mean((2, 3)) if a.dim() == 4 else a
-            t = (x[:, :, 1:] - x[:, :, :-1]).abs().mean() + (x[:, :, :, 1:] - x[:, :, :, :-1]).abs().mean()
-            loss = -a.gather(1, units[:, None]).sum() + l2 * x.pow(2).sum() + tv * t
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            with torch.no_grad():
-                x.clamp_(0, 1)
+        with capture(model, module, pre) as box:
+            for _ in range(steps):
+                model(x)
+                a = box["a"].float()
+                a = a.mean((2, 3)) if a.dim() == 4 else a
+                t = (x[:, :, 1:] - x[:, :, :-1]).abs().mean() + (x[:, :, :, 1:] - x[:, :, :, :-1]).abs().mean()
+                loss = -a.gather(1, units[:, None]).sum() + l2 * x.pow(2).sum() + tv * t
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                with torch.no_grad():
+                    x.clamp_(0, 1)
     finally:
-        h.remove()
         model.train(was)
     return x.detach().float().cpu().view(len(seeds), n_units, 3, 28, 28)
 
@@ -310,7 +279,6 @@ def neuron_deep_dive(model: nn.Module, palette: torch.Tensor, seeds=(0, 1), step
     matrix, CSI, seed-consistency of per-unit activation maximisation, intensity and spatial invariance).
     Returns (metrics, arrays for the figure)."""
     from .debias import color_selectivity
-    from .models import get_module
 
     dev = next(model.parameters()).device
     pal = palette.float().to(dev)

@@ -8,6 +8,7 @@ hidden layer (``hidden_layer``: a module whose output is a flat feature vector, 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -163,6 +164,34 @@ def get_module(model: nn.Module, path: str) -> nn.Module:
     for part in path.split("."):
         m = m[int(part)] if part.isdigit() else getattr(m, part)
     return m
+
+
+@contextlib.contextmanager
+def capture(model: nn.Module, layer: str | nn.Module, pre: bool = False):
+    """Record what ``layer`` (a path like ``"classifier.2"`` or a module) outputs during forward passes (with
+    ``pre``: its input, i.e. a ReLU's pre-activation). Yields a dict whose ``"a"`` holds the latest value,
+    graph attached; the hook is removed on exit. The one forward-hook helper of the project."""
+    module = get_module(model, layer) if isinstance(layer, str) else layer
+    box: dict = {}
+    h = module.register_forward_hook(lambda m, i, o: box.__setitem__("a", i[0] if pre else o))
+    try:
+        yield box
+    finally:
+        h.remove()
+
+
+@torch.no_grad()
+def unit_responses(model: nn.Module, layer: str | nn.Module, x: torch.Tensor, pre: bool = False) -> torch.Tensor:
+    """(N, units) float32 responses of ``layer`` to images x (spatial mean for conv maps), in eval mode."""
+    was = model.training
+    model.eval()
+    try:
+        with capture(model, layer, pre) as box:
+            model(x)
+    finally:
+        model.train(was)
+    a = box["a"].float()
+    return a.mean((2, 3)) if a.dim() == 4 else a
 
 
 def save_model(path: str | Path, model: nn.Module, arch: str, arch_kwargs: dict, meta: dict | None = None):

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .models import get_module
+from .models import capture
 
 
 class SAE(nn.Module):
@@ -138,41 +138,17 @@ def sae_metrics(sae: SAE, x: torch.Tensor) -> dict:
             "density_histogram": torch.histc(torch.log10(dens.clamp_min(1e-6)), bins=12, min=-6, max=0).tolist()}
 
 
-# ------------------------------------------------------------------------------------------ splicing
-class Splice:
-    """Replace the output of ``layer`` with ``fn(activation)`` during a forward pass."""
-
-    def __init__(self, model: nn.Module, layer: str, fn):
-        self.m, self.fn = get_module(model, layer), fn
-
-    def __enter__(self):
-        self.h = self.m.register_forward_hook(lambda mod, i, o: self.fn(o))
-        return self
-
-    def __exit__(self, *exc):
-        self.h.remove()
-
-
 @torch.no_grad()
 def hidden_acts(model: nn.Module, x: torch.Tensor, batch: int = 1024, rt=None) -> torch.Tensor:
     """Float32 activations (N, d) of ``model.hidden_layer``; with a Runtime, the forward pass runs under
     its autocast (bf16 where native) and input layout."""
-    out, store = [], {}
+    out = []
     ctx = rt.autocast if rt is not None else contextlib.nullcontext
-    with Splice(model, model.hidden_layer, lambda o: store.__setitem__("a", o)), ctx():
+    with capture(model, model.hidden_layer) as box, ctx():
         for s in range(0, len(x), batch):
             xb = x[s:s + batch]
             model(rt.input(xb) if rt is not None else xb)
-            out.append(store["a"].float().flatten(1))
-    return torch.cat(out)
-
-
-@torch.no_grad()
-def logits_with(model, x, fn, batch: int = 1024) -> torch.Tensor:
-    out = []
-    with Splice(model, model.hidden_layer, fn):
-        for s in range(0, len(x), batch):
-            out.append(model(x[s:s + batch]).float())
+            out.append(box["a"].float().flatten(1))
     return torch.cat(out)
 
 
