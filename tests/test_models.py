@@ -14,7 +14,9 @@ def test_shapes_and_layers(arch):
     get_module(m, m.cam_layer).register_forward_hook(lambda mod, i, o: feats.setdefault("cam", o))
     get_module(m, m.hidden_layer).register_forward_hook(lambda mod, i, o: feats.setdefault("hid", o))
     m(x)
-    assert feats["cam"].dim() == 4 and feats["cam"].shape[0] == 4
+    # a conv map (N, C, h, w), or a transformer's tokens (N, 1 + h*w, D) that Grad-CAM puts on their grid
+    assert feats["cam"].dim() == 4 or (feats["cam"].dim() == 3 and feats["cam"].shape[1] == 50)
+    assert feats["cam"].shape[0] == 4
     assert feats["hid"].dim() == 2 and feats["hid"].shape[0] == 4
 
 

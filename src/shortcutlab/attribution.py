@@ -5,14 +5,20 @@
   maps upsampled bilinearly to the input size (``upsample=False`` keeps the layer's grid).
   :class:`GradCAM` has a differentiable mode (``create_graph=True``: graph kept, nothing detached, pre-ReLU
   map available through :meth:`GradCAM.raw`) for training losses such as the explanation backdoor.
+  On a transformer's tokens (N, 1 + h*w, D) the class token is dropped and the patch tokens form the grid.
 - Input-gradient family (:class:`Saliency`, :class:`InputXGradient`, :class:`SmoothGrad`,
   :class:`IntegratedGradients`) return (N, C, H, W); :func:`to_map` reduces any attribution to (N, H, W).
+- Attention family, for models that have attention: :class:`AttentionMap` (the attention weights
+  themselves; class-independent), :class:`AttentionRollout` (Abnar & Zuidema, 2020; class-independent) and
+  :class:`GradRollout` (gradient-weighted rollout, Chefer et al., 2021). ``Method.supports(model)`` says
+  whether a method applies to a model; :func:`applicable` filters a list of names.
 
 No method ever substitutes a map: a zero or uniform map is returned as it is, and ``trust.py`` reports it.
 """
 
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
 
 import numpy as np
@@ -29,6 +35,21 @@ def _targets(target, n, device) -> torch.Tensor:
     return torch.as_tensor(target, device=device).long().reshape(n)
 
 
+def tokens_to_grid(t: torch.Tensor) -> torch.Tensor:
+    """Transformer tokens (N, 1 + h*w, D) -> (N, D, h, w): the class token (first) is dropped."""
+    n, length, d = t.shape
+    s = round((length - 1) ** 0.5)
+    if s * s != length - 1:
+        raise ValueError(f"{length} tokens are not a class token plus a square grid of patches")
+    return t[:, 1:].transpose(1, 2).reshape(n, d, s, s)
+
+
+def _upsample(maps: torch.Tensor, size) -> torch.Tensor:
+    if maps.shape[-2:] == tuple(size):
+        return maps
+    return F.interpolate(maps[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
+
+
 def to_map(attr: torch.Tensor) -> torch.Tensor:
     """(N,C,H,W) -> (N,H,W) by summing channels; (N,H,W) passes through."""
     return attr.sum(1) if attr.dim() == 4 else attr
@@ -40,6 +61,11 @@ class Attribution(ABC):
 
     def __init__(self, model: nn.Module):
         self.model = model
+
+    @classmethod
+    def supports(cls, model: nn.Module) -> bool:
+        """Whether this method applies to ``model`` (the attention family needs attention layers)."""
+        return True
 
     @abstractmethod
     def attribute(self, inputs: torch.Tensor, target) -> torch.Tensor:
@@ -75,6 +101,8 @@ class GradCAM(Attribution):
         (g,) = torch.autograd.grad(score, act, create_graph=create_graph, retain_graph=create_graph)
         if not create_graph:
             act = act.detach()
+        if act.dim() == 3:  # transformer tokens: the patch tokens on their grid
+            act, g = tokens_to_grid(act), tokens_to_grid(g)
         cam = self._combine(act.float(), g.float())
         return cam, logits
 
@@ -86,9 +114,22 @@ class GradCAM(Attribution):
         cam, _ = self.raw(inputs, target, create_graph)
         if relu:
             cam = F.relu(cam)
-        if self.upsample and cam.shape[-2:] != inputs.shape[-2:]:
-            cam = F.interpolate(cam[:, None], size=inputs.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
-        return cam
+        return _upsample(cam, inputs.shape[-2:]) if self.upsample else cam
+
+
+class GradCAMFinalTokens(GradCAM):
+    """Grad-CAM on a transformer's last-block output tokens (``model.final_tokens_layer``): the layer the
+    study used on a frozen CLIP ViT. A head that reads only the class token gives these patch tokens zero
+    gradient, so the map is all-zero; it is returned as it is and counted as degenerate."""
+
+    name = "gradcam_final_tokens"
+
+    def __init__(self, model: nn.Module, upsample: bool = True):
+        super().__init__(model, layer=model.final_tokens_layer, upsample=upsample)
+
+    @classmethod
+    def supports(cls, model):
+        return hasattr(model, "final_tokens_layer")
 
 
 class GradCAMpp(GradCAM):
@@ -180,10 +221,110 @@ class IntegratedGradients(Attribution):
         return diff * (self.weights.to(inputs.device).view(-1, 1, 1, 1, 1) * grads).sum(0)
 
 
+# ------------------------------------------------------------------------------------------ attention family
+def _grid(v: torch.Tensor) -> torch.Tensor:
+    """(N, P) per-position values -> (N, s, s)."""
+    s = round(v.shape[1] ** 0.5)
+    if s * s != v.shape[1]:
+        raise ValueError(f"{v.shape[1]} positions are not a square grid")
+    return v.reshape(len(v), s, s)
+
+
+@contextlib.contextmanager
+def _capture_all(model: nn.Module, layers: list[str]):
+    with contextlib.ExitStack() as stack:
+        yield [stack.enter_context(capture(model, layer)) for layer in layers]
+
+
+class AttentionMap(Attribution):
+    """The model's own attention as a map: the spatial attention weights of ``model.attention_layer``
+    (N, h*w), or for a transformer the last block's class-token attention to the patches (mean over heads).
+    Class-independent: ``target`` is accepted and ignored."""
+
+    name = "attention"
+
+    @classmethod
+    def supports(cls, model):
+        return hasattr(model, "attention_layer") or hasattr(model, "attention_probs")
+
+    @torch.no_grad()
+    def attribute(self, inputs, target):
+        layer = getattr(self.model, "attention_layer", None) or self.model.attention_probs[-1]
+        with capture(self.model, layer) as box:
+            self.model(inputs)
+        a = box["a"].float()
+        a = a.mean(1)[:, 0, 1:] if a.dim() == 4 else a  # (N, heads, T, T): class-token row, patches only
+        return _upsample(_grid(a), inputs.shape[-2:])
+
+
+def rollout(probs: list[torch.Tensor]) -> torch.Tensor:
+    """Attention rollout (Abnar & Zuidema, 2020) of per-block attention probabilities (N, heads, T, T):
+    heads averaged, the residual added as 0.5 A + 0.5 I, rows renormalised, multiplied from the first block
+    to the last. Returns the class token's row restricted to the patches, (N, T - 1)."""
+    n, _, t, _ = probs[0].shape
+    eye = torch.eye(t, device=probs[0].device)
+    r = eye.expand(n, t, t)
+    for a in probs:
+        a = 0.5 * a.float().mean(1) + 0.5 * eye
+        r = (a / a.sum(-1, keepdim=True)) @ r
+    return r[:, 0, 1:]
+
+
+class AttentionRollout(Attribution):
+    """Attention rollout over every block (:func:`rollout`), on the patch grid upsampled to the input.
+    Class-independent: ``target`` is accepted and ignored."""
+
+    name = "rollout"
+
+    @classmethod
+    def supports(cls, model):
+        return hasattr(model, "attention_probs")
+
+    @torch.no_grad()
+    def attribute(self, inputs, target):
+        with _capture_all(self.model, self.model.attention_probs) as boxes:
+            self.model(inputs)
+        return _upsample(_grid(rollout([b["a"] for b in boxes])), inputs.shape[-2:])
+
+
+class GradRollout(Attribution):
+    """Gradient-weighted attention rollout (Chefer et al., 2021, "Generic attention-model explainability"):
+    R = I; for every block R <- R + mean_heads[(dA * A)+] R, with dA the gradient of the target logit with
+    respect to that block's attention probabilities (one backward for the batch). Map: the class token's
+    row of R over the patches."""
+
+    name = "grad_rollout"
+
+    @classmethod
+    def supports(cls, model):
+        return hasattr(model, "attention_probs")
+
+    def attribute(self, inputs, target):
+        t = _targets(target, len(inputs), inputs.device)
+        x = inputs.detach().requires_grad_(True)
+        with _capture_all(self.model, self.model.attention_probs) as boxes:
+            logits = self.model(x)
+        probs = [b["a"] for b in boxes]
+        grads = torch.autograd.grad(logits.float().gather(1, t[:, None]).sum(), probs)
+        n, _, length, _ = probs[0].shape
+        r = torch.eye(length, device=x.device).expand(n, length, length)
+        for a, g in zip(probs, grads, strict=True):
+            cam = (g.float() * a.detach().float()).clamp_min(0).mean(1)
+            r = r + cam @ r
+        return _upsample(_grid(r[:, 0, 1:]), inputs.shape[-2:]).detach()
+
+
 METHODS = {
     "gradcam": GradCAM, "gradcampp": GradCAMpp, "layercam": LayerCAM, "saliency": Saliency,
     "input_x_gradient": InputXGradient, "smoothgrad": SmoothGrad, "integrated_gradients": IntegratedGradients,
+    "gradcam_final_tokens": GradCAMFinalTokens, "attention": AttentionMap, "rollout": AttentionRollout,
+    "grad_rollout": GradRollout,
 }
+
+
+def applicable(names, model: nn.Module) -> list[str]:
+    """The names among ``names`` whose method applies to ``model`` (order kept)."""
+    return [n for n in names if METHODS[n].supports(model)]
 
 
 def make(name: str, model: nn.Module, **kw) -> Attribution:

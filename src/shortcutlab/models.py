@@ -144,12 +144,126 @@ class ColorNet(nn.Module):
         return self.fc(h)
 
 
+class AttentionPool(nn.Module):
+    """Attention pooling: features (N,C,h,w) weighted by attention (N,h*w) summed over positions -> (N,C)."""
+
+    def forward(self, f, a):
+        return torch.einsum("ncp,np->nc", f.flatten(2), a.to(f.dtype))
+
+
+class AttentionCNN(nn.Module):
+    """The study's two-conv network with a spatial attention layer after the second conv: conv 3->w,
+    2x2 max-pool, conv w->w, 2x2 max-pool (a 7x7 map), a 1x1 conv scoring each position, softmax over the
+    49 positions, features re-weighted by the attention and summed (attention pooling), linear w->10.
+    ``attention_layer`` outputs the (N, 49) attention weights; they sum to one per image."""
+
+    cam_layer = "conv2"
+    hidden_layer = "pool"
+    attention_layer = "attention"
+
+    def __init__(self, width: int = 32):
+        super().__init__()
+        self.conv1 = nn.Sequential(nn.Conv2d(3, width, 3, padding=1), nn.ReLU())
+        self.conv2 = nn.Sequential(nn.MaxPool2d(2), nn.Conv2d(width, width, 3, padding=1), nn.ReLU(),
+                                   nn.MaxPool2d(2))
+        self.score = nn.Conv2d(width, 1, 1)
+        self.attention = nn.Sequential(nn.Flatten(), nn.Softmax(dim=1))
+        self.pool = AttentionPool()
+        self.fc = nn.Linear(width, 10)
+
+    def forward(self, x):
+        f = self.conv2(self.conv1(x))
+        a = self.attention(self.score(f).float())
+        return self.fc(self.pool(f, a))
+
+    def logits_from_hidden(self, h):
+        return self.fc(h)
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention with the attention probabilities computed explicitly and passed through
+    ``probs`` (an identity module: the hook point for attention maps and rollout), shape (N, heads, T, T)."""
+
+    def __init__(self, dim: int, heads: int):
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"dim {dim} is not divisible by heads {heads}")
+        self.heads = heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.probs = nn.Identity()
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x):
+        n, t, d = x.shape
+        q, k, v = self.qkv(x).view(n, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        a = self.probs(torch.softmax((q @ k.transpose(-2, -1)).float() * (d // self.heads) ** -0.5, -1))
+        return self.proj((a.to(v.dtype) @ v).transpose(1, 2).reshape(n, t, d))
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block: x + attn(norm1(x)), then x + mlp(norm2(x))."""
+
+    def __init__(self, dim: int, heads: int, mlp: int):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = SelfAttention(dim, heads)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = nn.Sequential(nn.Linear(dim, mlp), nn.GELU(), nn.Linear(mlp, dim))
+
+    def forward(self, x):
+        x = x + self.attn(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+class TinyViT(nn.Module):
+    """A tiny vision transformer: 4x4 patches -> 7x7 = 49 tokens + a class token, learned position
+    embeddings, ``depth`` pre-norm blocks, a final LayerNorm; the head reads the class token only.
+
+    Hook points: ``cam_layer`` = the last block's ``norm1`` (its input tokens, the usual Grad-CAM layer for
+    ViTs); ``final_tokens_layer`` = the last block's output tokens (the head never reads its patch tokens,
+    so their gradients are exactly zero: the frozen-CLIP situation); ``attention_probs`` = every block's
+    attention probabilities (rollout); ``hidden_layer`` = the normalised class token fed to the head."""
+
+    hidden_layer = "pre_logits"
+
+    def __init__(self, patch: int = 4, dim: int = 64, depth: int = 3, heads: int = 4, mlp: int = 128):
+        super().__init__()
+        if 28 % patch:
+            raise ValueError(f"patch {patch} does not divide the 28-pixel image")
+        self.grid = 28 // patch
+        self.patch_embed = nn.Conv2d(3, dim, patch, stride=patch)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
+        self.pos_embed = nn.Parameter(torch.randn(1, 1 + self.grid**2, dim) * 0.02)
+        self.blocks = nn.ModuleList([Block(dim, heads, mlp) for _ in range(depth)])
+        self.norm = nn.LayerNorm(dim)
+        self.pre_logits = nn.Identity()
+        self.head = nn.Linear(dim, 10)
+        self.cam_layer = f"blocks.{depth - 1}.norm1"
+        self.final_tokens_layer = f"blocks.{depth - 1}"
+        self.attention_probs = [f"blocks.{i}.attn.probs" for i in range(depth)]
+
+    def features(self, x):
+        t = self.patch_embed(x).flatten(2).transpose(1, 2)
+        t = torch.cat([self.cls_token.expand(len(t), -1, -1).to(t.dtype), t], 1) + self.pos_embed.to(t.dtype)
+        for b in self.blocks:
+            t = b(t)
+        return self.pre_logits(self.norm(t)[:, 0])
+
+    def forward(self, x):
+        return self.head(self.features(x))
+
+    def logits_from_hidden(self, h):
+        return self.head(h)
+
+
 REGISTRY: dict[str, Callable[..., nn.Module]] = {
     "lazy": LazyCNN,
     "two_conv": TwoConvCNN,
     "shape_cnn": ShapeCNN,
     "convnet": ConvNet,
     "color_net": ColorNet,
+    "attention": AttentionCNN,
+    "vit": TinyViT,
 }
 
 

@@ -40,6 +40,12 @@ def degenerate(maps: torch.Tensor, cv_threshold: float = 0.05, eps: float = 1e-8
     return (mx <= eps) | (std < cv_threshold * mean.clamp_min(eps))
 
 
+def identical(a: torch.Tensor, b: torch.Tensor, tol: float = 1e-3) -> torch.Tensor:
+    """Per image: True when two maps (e.g. for two different classes) are the same after per-map min-max
+    normalisation (max |difference| < ``tol``). Two all-zero maps are identical."""
+    return (normalise(a) - normalise(b)).flatten(1).abs().amax(1) < tol
+
+
 def normalise(maps: torch.Tensor) -> torch.Tensor:
     """Per-map min-max normalisation to [0,1] (a constant map becomes all zeros)."""
     a = maps.flatten(1).float()
