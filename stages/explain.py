@@ -6,7 +6,7 @@ import sys
 import torch
 
 from shortcutlab import figures
-from shortcutlab.attribution import attribute_batched, make
+from shortcutlab.attribution import applicable, attribute_batched, make
 from shortcutlab.cli import run_stage
 from shortcutlab.data import load_splits
 from shortcutlab.explain import (
@@ -32,13 +32,13 @@ def overlay_grid(path, model, split, cfg, rt, name, n=6):
     for i in range(n):
         imgs.append(x[i].cpu())
         titles.append(f"y={int(sub.y[i])} pred={int(pred[i])}")
-    for m in cfg.methods:
+    for m in applicable(cfg.methods, model):
         maps = attribute_batched(make(m, model, **method_kwargs(m, cfg)), x, pred, n).cpu()
         for i in range(n):
             mp = maps[i].clamp_min(0)
             mp = mp / mp.max() if mp.max() > 0 else mp  # an all-zero map stays all-zero: shown as such
             imgs.append((0.5 * x[i].cpu() + 0.5 * torch.stack([mp, torch.zeros_like(mp), 1 - mp])).clamp(0, 1))
-            titles.append(m[:14])
+            titles.append(m[:16])
     figures.image_grid(path, imgs, titles, ncols=n, suptitle=f"{name}: hard-test images, maps of the predicted class")
 
 
@@ -69,7 +69,8 @@ def main(params, name, path):
     overlay_grid(f"plots/explain/{name}.png", model, splits["test_hard"], cfg, rt, name)
     h = out["test_hard"]
     print(f"{name}: color share hard {h['color_share']['mean']:.3f}; "
-          + ", ".join(f"{m} fg={h[m]['foreground_mass']:.2f} deg={h[m]['degenerate_rate']:.2f}" for m in cfg.methods))
+          + ", ".join(f"{m} fg={h[m]['foreground_mass']:.2f} deg={h[m]['degenerate_rate']:.2f}"
+                   for m in applicable(cfg.methods, model)))
 
 
 if __name__ == "__main__":

@@ -25,6 +25,8 @@ TINY = {
                        "runs": {"pct1": {"method": "explanation", "poison_rate": 0.01, "seed": 0},
                                 "activation": {"method": "activation", "poison_rate": 0.01, "seed": 0}}},
     "sae": {"epochs": 1, "batch_size": 256},
+    "train_attention": {"runs": {k: {"epochs": 1} for k in ("attention", "attention_debiased", "vit", "vit_debiased")},
+                        "frozen": {"epochs": 1}},
 }
 
 

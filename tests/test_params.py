@@ -36,6 +36,30 @@ def test_schema_errors_name_the_key(section, key, value, needle):
         validate(p)
 
 
+def test_analysed_models_are_checked():
+    p = base()
+    p["analysed_models"]["bad name"] = "data/models/lazy.pt"
+    with pytest.raises(ParamsError, match="analysed_models.bad name"):
+        validate(p)
+    p = base()
+    p["analysed_models"]["x"] = "/etc/passwd"
+    with pytest.raises(ParamsError, match="analysed_models.x: '/etc/passwd' is not a checkpoint"):
+        validate(p)
+    p = base()
+    p["analysed_models"]["x"] = 3
+    with pytest.raises(ParamsError, match="analysed_models.x: expected a string"):
+        validate(p)
+
+
+def test_study_presets_analyse_the_four_recipes(tmp_path):
+    from shortcutlab.preset import apply
+
+    (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text())
+    apply("study", tmp_path / "params.yaml", ROOT / "presets")
+    models = load(tmp_path / "params.yaml")["analysed_models"]
+    assert {"consistency", "focal", "shape_cnn", "suppression", "lazy", "vit"} <= set(models)
+
+
 def test_unknown_section():
     p = base()
     p["trian_lazy"] = {}

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from . import trust
-from .attribution import IntegratedGradients, attribute_batched, make
+from .attribution import IntegratedGradients, applicable, attribute_batched, make
 from .data import Split, flat_images
 from .models import build, capture, get_module, unit_responses
 from .runtime import Runtime
@@ -84,11 +84,12 @@ def _analyse(model, arch, arch_kwargs, splits, cfg, rt):
     for split_name, split in splits.items():
         sub = fixed_subset(split, cfg.n_images, cfg.seed)
         x = rt.input(sub.images().to(rt.device))
-        pred = predict(model, x, rt).argmax(1)
+        top2 = predict(model, x, rt).topk(2, dim=1).indices
+        pred, runner_up = top2[:, 0], top2[:, 1]
         gray = sub.gray.float() / 255.0
         res = {"color_share": color_share(model, x, pred, cfg), "n_images": len(x)}
         wrong = pred != sub.y
-        for name in cfg.methods:
+        for name in applicable(cfg.methods, model):
             t0 = time.perf_counter()
             meth = make(name, model, **method_kwargs(name, cfg))
             maps = attribute_batched(meth, x, pred, cfg.batch_size)
@@ -99,8 +100,10 @@ def _analyse(model, arch, arch_kwargs, splits, cfg, rt):
             dele, ins = trust.deletion_insertion(model, x, maps, pred, rt, cfg.deletion_steps)
             fals = trust.falsification(model, x, maps, pred, rt, cfg.falsification_k, cfg.falsification_draws,
                                        cfg.seed)
+            other = attribute_batched(meth, x[:ns], runner_up[:ns], cfg.batch_size)
             r = {
                 "concentration_ratio": float(trust.concentration_ratio(maps).mean()),
+                "class_identical_rate": float(trust.identical(maps[:ns], other).float().mean()),
                 "foreground_mass": float(trust.foreground_mass(maps, gray, cfg.fg_threshold).mean()),
                 "degenerate_rate": float(trust.degenerate(maps, cfg.degenerate_cv).float().mean()),
                 "deletion_auc": float(dele.mean()), "insertion_auc": float(ins.mean()),
