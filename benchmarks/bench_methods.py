@@ -1,5 +1,5 @@
 """Benchmark: images/s of every debiasing method, attacked images/s (FGSM, PGD), maps/s of every
-attribution method, on this machine.
+attribution method on the shared ConvNet and on the tiny ViT, on this machine.
 
     python benchmarks/bench_methods.py [--n 10000]      (needs data/dataset: dvc repro -s make-dataset)
 """
@@ -11,7 +11,7 @@ import time
 
 from shortcutlab.attacks import attack
 from shortcutlab.attribution import METHODS as ATTR
-from shortcutlab.attribution import attribute_batched, make
+from shortcutlab.attribution import applicable, attribute_batched, make
 from shortcutlab.data import load_splits
 from shortcutlab.debias import train_method
 from shortcutlab.models import build
@@ -43,9 +43,11 @@ if __name__ == "__main__":
         attack(model, x, y, eps, rt, method=meth, steps=p["attack"].steps)
         out[f"attack_{meth}_images_per_s"] = len(x) * len(eps) / (time.perf_counter() - t0)
     out["maps_per_s"] = {}
+    vit = rt.prepare(build("vit", **p["train_attention"].arch_kwargs("vit"))).eval()
     with rt.autocast():
-        for name in ATTR:
-            t0 = time.perf_counter()
-            attribute_batched(make(name, model), rt.input(x), y)
-            out["maps_per_s"][name] = len(x) / (time.perf_counter() - t0)
+        for arch, net in (("convnet", model), ("vit", vit)):
+            for name in applicable(ATTR, net):
+                t0 = time.perf_counter()
+                attribute_batched(make(name, net), rt.input(x), y)
+                out["maps_per_s"][f"{arch}/{name}"] = len(x) / (time.perf_counter() - t0)
     print(json.dumps(out, indent=2))

@@ -18,7 +18,8 @@ from shortcutlab.report import (
     summary,
 )
 
-ATTACKED = ("lazy", *METHODS, "backdoor")
+ATTENTION_MODELS = ("attention", "attention_debiased", "vit", "vit_debiased", "vit_frozen")  # as in dvc.yaml
+SAES = ("lazy-l1", "lazy-topk", "debiased-l1", "debiased-topk")
 STAGE_METRICS = {
     "make_dataset": "metrics/make_dataset.json",
     "train_lazy": "metrics/train_lazy.json",
@@ -29,10 +30,12 @@ def main(params):
     try:
         metrics = load_metrics(STAGE_METRICS)
         metrics["train_debiased"] = load_metrics({m: Path(f"metrics/train_debiased/{m}.json") for m in METHODS})
-        metrics["attack"] = load_metrics({m: Path(f"metrics/attack/{m}.json") for m in ATTACKED})
-        metrics["explain"] = load_metrics({m: Path(f"metrics/explain/{m}.json") for m in ATTACKED})
-        metrics["sae"] = load_metrics({n: Path(f"metrics/sae/{n}.json")
-                                       for n in ("lazy-l1", "lazy-topk", "debiased-l1", "debiased-topk")})
+        analysed = params["analysed_models"]
+        metrics["attack"] = load_metrics({m: Path(f"metrics/attack/{m}.json") for m in analysed})
+        metrics["explain"] = load_metrics({m: Path(f"metrics/explain/{m}.json") for m in analysed})
+        metrics["sae"] = load_metrics({n: Path(f"metrics/sae/{n}.json") for n in SAES})
+        metrics["train_attention"] = load_metrics({m: Path(f"metrics/train_attention/{m}.json")
+                                                   for m in ATTENTION_MODELS})
         runs = ["clean", *params["train_backdoor"].runs]
         metrics["train_backdoor"] = load_metrics({r: Path(f"metrics/train_backdoor/{r}.json") for r in runs})
     except QualityError as e:

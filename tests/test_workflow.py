@@ -31,10 +31,16 @@ def set_param(repo: Path, section: str, key: str, value) -> None:
 def test_every_stage_ran_and_report_is_complete(repo):
     report = (repo / "REPORT.md").read_text()
     for section in ("## Debiasing methods", "## Adversarial attacks", "## Explanations",
-                    "## Explanation-aware backdoor", "## Sparse autoencoders", "## Claims of the study"):
+                    "## Explanation-aware backdoor", "## Sparse autoencoders", "## Claims of the study",
+                    "## Attention models: where they look", "### Which methods are usable on which model"):
         assert section in report, section
     s = json.loads((repo / "metrics/summary.json").read_text())
-    assert {"lazy", "debiased", "attack"} <= set(s)
+    assert {"lazy", "debiased", "attack", "attention_models"} <= set(s)
+    vit = json.loads((repo / "metrics/explain/vit.json").read_text())["test_hard"]
+    assert {"rollout", "grad_rollout", "attention", "gradcam_final_tokens"} <= set(vit)
+    assert vit["gradcam_final_tokens"]["degenerate_rate"] == 1.0  # the class-token head: zero patch gradients
+    lazy = json.loads((repo / "metrics/explain/lazy.json").read_text())["test_hard"]
+    assert "rollout" not in lazy and "gradcam" in lazy
 
 
 def test_branch_diff_reports_exactly_the_changed_keys(repo):

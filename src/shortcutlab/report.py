@@ -96,6 +96,10 @@ def summary(metrics: dict[str, dict]) -> dict:
         s.setdefault("sae", {})[k] = {"explained_variance": v["held_out"]["explained_variance"],
                                       "l0": v["held_out"]["l0"], "dead_fraction": v["held_out"]["dead_fraction"],
                                       "acc_recovered": v["recovery"]["acc_recovered"]}
+    ta = metrics.get("train_attention") or {}
+    if ta:
+        s["attention_models"] = {k: {"hard_acc": v["test_hard"]["acc"], "val_acc": v["val"]["acc"]}
+                                 for k, v in ta.items()}
     ar = attack_rows(metrics)
     if ar:
         s["attack"] = {k: {"targeted_pgd_success_max_eps": r["t_pgd"][-1] if r["t_pgd"] else 0.0,
@@ -125,6 +129,8 @@ def attack_rows(metrics: dict) -> dict[str, dict]:
 def hard_acc(metrics: dict, name: str) -> float | None:
     if name == "lazy":
         return get(metrics, "train_lazy.test_hard.acc")
+    if name in (metrics.get("train_attention") or {}):
+        return get(metrics, f"train_attention.{name}.test_hard.acc")
     r = get(metrics, f"train_debiased.{name}.summary.hard_acc")
     return r["mean"] if r else None
 
@@ -295,9 +301,25 @@ def _sae_selectivity(m):
             "> 0.05)", HOLDS if d > 0.05 else (FAILS if d < -0.05 else INCONCLUSIVE))
 
 
+def _attention_diffuse(m):
+    e = get(m, "explain.attention.test_hard.attention")
+    if e is None:
+        return None
+    d = get(m, "explain.attention_debiased.test_hard.attention")
+    acc = hard_acc(m, "attention")
+    text = (f"attention model trained on the biased data (hard test {100 * acc:.1f}%): attention-map "
+            f"concentration ratio {e['concentration_ratio']:.2f}, foreground mass {e['foreground_mass']:.2f}"
+            + (f"; its debiased variant ({100 * hard_acc(m, 'attention_debiased'):.1f}%): "
+               f"{d['concentration_ratio']:.2f}, {d['foreground_mass']:.2f}" if d else "")
+            + " (rule: ratio > 0.6 = diffuse, as the study defines it)")
+    return text, HOLDS if e["concentration_ratio"] > 0.6 else FAILS
+
+
 CLAIMS: list[Claim] = [
     Claim("Lazy model hard-test accuracy ≈ 17.8% (holds within ±5 points)", "17.8%", _lazy_hard),
     Claim("Red-1 probe: a digit 1 colored red is predicted as 0", "predicts 0", _red_one),
+    Claim("A spatial attention layer after the lazy network's second conv spreads attention uniformly "
+          "(concentration ratio 0.65–0.78, above 0.6)", "0.65–0.78", _attention_diffuse),
     Claim("15 FC neurons of the lazy model have CSI > 3.0; most neurons are weakly monosemantic", "15; poly ≈ 0.4–0.5",
           _neurons),
     Claim("Color-consistency training reaches 91.35% on the hard test (±5 points + 2 std)", "91.35%",
@@ -425,6 +447,78 @@ def debiasing_figure(path, metrics: dict) -> None:
                  title="debiasing methods (mean ± std over seeds)", ylim=(0, 100))
 
 
+def _methods_of(e: dict) -> list[str]:
+    h = e["test_hard"]
+    return [k for k in h if isinstance(h[k], dict) and "foreground_mass" in h[k]]
+
+
+def attention_section(metrics: dict) -> list[str]:
+    ta = metrics.get("train_attention") or {}
+    if not ta:
+        return []
+    ex = metrics.get("explain") or {}
+    rows = []
+    for k, v in ta.items():
+        mm = v["model"]
+        rows.append([k, "vit" if mm["vit"] else "attention", mm.get("epochs", "—"), f"{mm['parameters']:,}",
+                     pct(v["val"]["acc"]), pct(v["test_easy"]["acc"]), pct(v["test_hard"]["acc"]),
+                     pct(v["test_hard"]["color_following"]), f"{v['train_seconds']:.0f}"])
+    look = []
+    for k in ta:
+        e = ex.get(k, {}).get("test_hard", {})
+        for meth in ("attention", "rollout", "grad_rollout", "gradcam", "gradcam_final_tokens", "integrated_gradients"):
+            if meth in e:
+                r = e[meth]
+                look.append([k, meth, f"{r['concentration_ratio']:.2f}", f"{r['foreground_mass']:.2f}",
+                             f"{100 * r['degenerate_rate']:.1f}", f"{100 * r.get('class_identical_rate', 0):.1f}",
+                             f"{r['insertion_auc']:.3f}", f"{r['sanity_spearman']:.2f}"])
+    checks = []
+
+    def h(model, meth):
+        return ex.get(model, {}).get("test_hard", {}).get(meth)
+
+    for biased, deb, meth in (("attention", "attention_debiased", "attention"), ("vit", "vit_debiased", "rollout"),
+                              ("vit", "vit_debiased", "grad_rollout")):
+        a, b = h(biased, meth), h(deb, meth)
+        if a and b:
+            ok = b["concentration_ratio"] < a["concentration_ratio"] and b["foreground_mass"] > a["foreground_mass"]
+            checks.append([f"{meth}: diffuse on `{biased}`, concentrated on the digit for `{deb}`",
+                           f"concentration {a['concentration_ratio']:.2f} → {b['concentration_ratio']:.2f}, "
+                           f"fg mass {a['foreground_mass']:.2f} → {b['foreground_mass']:.2f}", "yes" if ok else "no"])
+    vits = [k for k in ta if h(k, "gradcam")]
+    if vits:
+        inp = ("saliency", "input_x_gradient", "smoothgrad", "integrated_gradients")
+
+        def deg(k, m):
+            return max(ex[k][sp][m]["degenerate_rate"] for sp in ("test_hard", "test_easy")) if m in ex[k][
+                "test_hard"] else None
+
+        vit_like = [k for k in vits if deg(k, "rollout") is not None]
+        for k in vit_like:
+            g, f = deg(k, "gradcam"), deg(k, "gradcam_final_tokens")
+            i = max(deg(k, m) for m in inp if deg(k, m) is not None)
+            checks.append([f"`{k}`: Grad-CAM on the tokens degenerates far more often than input-gradient methods",
+                           f"degenerate: token Grad-CAM (last block's input) {100 * g:.1f}%, on the last block's "
+                           f"output tokens {100 * f:.1f}%; input-gradient methods ≤ {100 * i:.1f}%",
+                           "yes" if g > i + 0.05 else "no (only on the output tokens)" if f > i + 0.05 else "no"])
+    return ["## Attention models: where they look", "",
+            "`attention`: the study's two-conv network with a spatial attention layer after the second conv (1×1 "
+            "conv → softmax over the 7×7 positions → attention-weighted pooling). `vit`: a tiny vision transformer "
+            "(4×4 patches → 49 tokens + a class token). `*_debiased`: the same architecture trained with the "
+            "color-consistency objective (the best debiasing method on the shared ConvNet). `vit_frozen`: the "
+            "study's frozen-backbone case — a linear head trained on the biased data on top of the frozen "
+            "`vit_debiased` backbone. Final-epoch models; no selection on any test split.", "",
+            md_table(["model", "arch", "epochs", "parameters", "val", "easy test", "hard test", "hard color-following",
+                      "train s"], rows), "",
+            "Where they look (hard test, maps of the predicted class): concentration ratio (fraction of pixels "
+            "holding 80% of the positive map; uniform ≈ 0.8), foreground mass, degenerate %, identical-for-two-"
+            "classes %, insertion AUC, sanity ρ (see the explanation section for definitions):", "",
+            md_table(["model", "method", "concentration", "fg mass", "degenerate %", "class-identical %",
+                      "insertion", "sanity ρ"], look), "",
+            "The issue's expected shape, checked against these numbers (reported as measured either way):", "",
+            md_table(["expected", "measured", "as expected?"], checks), ""]
+
+
 def pct(v: float) -> str:
     return f"{100 * v:.2f}%"
 
@@ -487,6 +581,7 @@ def render(metrics: dict, claims: list[dict]) -> str:
         ties = _ties(db, order)
         if ties:
             parts += ["Ties (difference smaller than the spread): " + "; ".join(ties), ""]
+    parts += attention_section(metrics)
     ar = attack_rows(metrics)
     if ar:
         eps = next(iter(ar.values()))["eps"]
@@ -510,12 +605,13 @@ def render(metrics: dict, claims: list[dict]) -> str:
     ex = metrics.get("explain")
     if ex:
         any_model = next(iter(ex.values()))
-        methods = [k for k in any_model["test_hard"] if isinstance(any_model["test_hard"][k], dict)
-                   and "foreground_mass" in any_model["test_hard"][k]]
+        methods = []  # the union over models, in order: a method only some architectures support is "n/a" elsewhere
+        for e in ex.values():
+            methods += [k for k in _methods_of(e) if k not in methods]
         rows = []
         for mname, e in ex.items():
             h = e["test_hard"]
-            for meth in methods:
+            for meth in _methods_of(e):
                 r = h[meth]
                 rows.append([mname, meth, f"{r['concentration_ratio']:.2f}", f"{r['foreground_mass']:.2f}",
                              f"{100 * r['degenerate_rate']:.1f}", f"{r.get('class_contrast', 0.0):.3f}",
@@ -540,12 +636,24 @@ def render(metrics: dict, claims: list[dict]) -> str:
                   md_table(["model", "method", "concentration", "fg mass", "degenerate %", "class contrast",
                             "deletion", "insertion", "falsified %", "sanity ρ", "maps/s"], rows), "",
                   "![explain](plots/evaluate/explain.png)", ""]
-        drows = [[m] + [f"{100 * max(e[sp][meth]['degenerate_rate'] for sp in ('test_hard', 'test_easy')):.1f}"
-                        for meth in methods] for m, e in ex.items()]
+        def cell(e, meth, key):
+            if meth not in e["test_hard"]:
+                return "n/a"
+            return f"{100 * max(e[sp][meth].get(key, 0.0) for sp in ('test_hard', 'test_easy')):.1f}"
+
+        drows = [[m] + [cell(e, meth, "degenerate_rate") for meth in methods] for m, e in ex.items()]
+        irows = [[m] + [cell(e, meth, "class_identical_rate") for meth in methods] for m, e in ex.items()]
         parts += ["### Which methods are usable on which model", "",
                   "Degenerate-map rate % (all-zero or near-uniform maps; the larger of the hard and easy test), per "
-                  "model × method. A degenerate map is reported, never replaced.", "",
-                  md_table(["model", *methods], drows), ""]
+                  "model × method; n/a: the method does not apply to the architecture (attention maps and rollout "
+                  "need attention layers; `gradcam_final_tokens` is Grad-CAM on a transformer's last-block output "
+                  "tokens, the layer the study used on a frozen CLIP ViT). A degenerate map is reported, never "
+                  "replaced.", "",
+                  md_table(["model", *methods], drows), "",
+                  "Identical maps for two different classes % (predicted class vs runner-up class, the same after "
+                  "min-max normalisation, on the sanity-check images; class-independent methods — attention maps, "
+                  "rollout — are identical by construction):", "",
+                  md_table(["model", *methods], irows), ""]
         nrows = []
         for mname, e in ex.items():
             n, pr = e["neurons"], e.get("probes_hard_test", {})
@@ -633,7 +741,8 @@ def render(metrics: dict, claims: list[dict]) -> str:
                   f"{v['interventions_summary']['color_ablate_delta_p']:+.3f}"] for k, v in sa.items()]
         parts += ["## Sparse autoencoders", "",
                   "SAEs on the hidden layer (lazy: the 64-unit FC-1 after ReLU; debiased = consistency_convnet: the "
-                  "64-d pooled features), standardised per unit, trained on training-split activations; every "
+                  "64-d pooled features; vit / vit_debiased: the 64-d normalised class token the head reads), "
+                  "standardised per unit, trained on training-split activations; every "
                   "metric on held-out validation activations; feature analysis on the hard test, where digit and "
                   "color are not confounded. Explained variance = 1 − Σ‖x − x̂‖² / Σ‖x − x̄‖². Color-like / "
                   "shape-like / mixed: mutual information of a feature's activity with color vs digit (ratio 2).", "",
