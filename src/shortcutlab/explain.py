@@ -11,6 +11,7 @@ from . import trust
 from .attribution import IntegratedGradients, applicable, attribute_batched, make
 from .data import Split, flat_images
 from .models import build, capture, get_module, unit_responses
+from .optim import Adam
 from .runtime import Runtime
 from .training import predict
 
@@ -128,7 +129,7 @@ def class_visualisation(model: nn.Module, palette: torch.Tensor, steps: int = 30
     gen = torch.Generator().manual_seed(seed)
     dev = next(model.parameters()).device
     x = (0.5 + 0.01 * torch.randn(10, 3, 28, 28, generator=gen)).to(dev).requires_grad_(True)
-    opt = torch.optim.Adam([x], lr=lr)
+    opt = Adam([x], lr=lr)
     was = model.training
     model.eval()
     for _ in range(steps):
@@ -190,7 +191,7 @@ def maximise_units(model: nn.Module, module: nn.Module, n_units: int, seeds: lis
     starts = [0.25 + 0.5 * torch.rand(n_units, 3, 28, 28, generator=torch.Generator().manual_seed(s)) for s in seeds]
     x = torch.cat(starts).to(dev).requires_grad_(True)
     units = torch.arange(n_units, device=dev).repeat(len(seeds))
-    opt = torch.optim.Adam([x], lr=lr)
+    opt = Adam([x], lr=lr)
     was = model.training
     model.eval()
     try:

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .models import capture
+from .optim import Adam
 
 
 class SAE(nn.Module):
@@ -62,7 +63,7 @@ def train_sae(acts: torch.Tensor, variant: str, m: int, *, k: int, l1: float, ep
     sae = SAE(d, m, variant, k)
     with torch.no_grad():
         sae.b_dec.copy_(acts.mean(0))
-    opt = torch.optim.Adam(sae.parameters(), lr=lr)
+    opt = Adam(sae.parameters(), lr=lr)
     last_active = torch.zeros(m, dtype=torch.long)
     step, hist = 0, []
     for ep in range(epochs):

@@ -8,7 +8,6 @@ splits passed in ``evals`` are logged per epoch for plotting only.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from torch import nn
 from tqdm import tqdm
 
 from .data import Split
+from .optim import Adam, cosine
 from .runtime import Runtime, quiet
 
 
@@ -70,12 +70,10 @@ def fit(model: nn.Module, train: Split, cfg: FitConfig, rt: Runtime, objective: 
         rt.prepare(m)
     if params is None:
         params = list(model.parameters()) + [p for m in objective.extra_modules() for p in m.parameters()]
-    opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = -(-len(sampler(0, torch.Generator().manual_seed(cfg.seed))) // cfg.batch_size)
     total = max(1, cfg.epochs * steps_per_epoch)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, (lambda i: 0.5 * (1 + math.cos(math.pi * min(i, total) / total))) if cfg.schedule == "cosine"
-        else (lambda i: 1.0))
+    step = 0
     history = []
     bar = tqdm(range(cfg.epochs), desc=desc, disable=quiet(), leave=False)
     for epoch in bar:
@@ -98,8 +96,9 @@ def fit(model: nn.Module, train: Split, cfg: FitConfig, rt: Runtime, objective: 
                 raise FloatingPointError(f"{desc}: non-finite loss at epoch {epoch + 1}")
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            opt.lr = cfg.lr * (cosine(step, total) if cfg.schedule == "cosine" else 1.0)
             opt.step()
-            sched.step()
+            step += 1
             tot_loss += loss.detach() * len(idx)
             correct += (logits.detach().argmax(1) == y).sum()
             seen += len(idx)
