@@ -424,7 +424,7 @@ class Sae:
 # leaves them out to keep the budget; presets/study.yaml and presets/full.yaml add them back.
 DEFAULT_ANALYSED = {
     "lazy": "data/models/lazy.pt",
-    **{m: f"data/models/debiased/{m}" for m in ("lff", "jtt", "rebias", "consistency_convnet", "vanilla", "oracle")},
+    **{m: f"data/models/debiased/{m}" for m in ("lff", "jtt", "rebias", "consistency_convnet")},
     "backdoor": "data/models/backdoor/pct1.pt",
     **{m: f"data/models/attention/{m}.pt"
        for m in ("attention", "attention_debiased", "vit", "vit_debiased", "vit_frozen")},

@@ -498,7 +498,8 @@ def attention_section(metrics: dict) -> list[str]:
             g, f = deg(k, "gradcam"), deg(k, "gradcam_final_tokens")
             i = max(deg(k, m) for m in inp if deg(k, m) is not None)
             checks.append([f"`{k}`: Grad-CAM on the tokens degenerates far more often than input-gradient methods",
-                           f"degenerate: token Grad-CAM (last block's input) {100 * g:.1f}%, on the last block's "
+                           f"degenerate (the worse of hard and easy test): token Grad-CAM (last block's input) "
+                           f"{100 * g:.1f}%, on the last block's "
                            f"output tokens {100 * f:.1f}%; input-gradient methods ≤ {100 * i:.1f}%",
                            "yes" if g > i + 0.05 else "no (only on the output tokens)" if f > i + 0.05 else "no"])
     return ["## Attention models: where they look", "",
