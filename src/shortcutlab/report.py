@@ -742,7 +742,7 @@ def render(metrics: dict, claims: list[dict]) -> str:
                   f"{v['interventions_summary']['color_ablate_delta_p']:+.3f}"] for k, v in sa.items()]
         parts += ["## Sparse autoencoders", "",
                   "SAEs on the hidden layer (lazy: the 64-unit FC-1 after ReLU; debiased = consistency_convnet: the "
-                  "64-d pooled features; vit / vit_debiased: the 64-d normalised class token the head reads), "
+                  "64-d pooled features; the attention models have no hidden FC layer and get no SAE), "
                   "standardised per unit, trained on training-split activations; every "
                   "metric on held-out validation activations; feature analysis on the hard test, where digit and "
                   "color are not confounded. Explained variance = 1 − Σ‖x − x̂‖² / Σ‖x − x̄‖². Color-like / "
