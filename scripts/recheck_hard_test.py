@@ -1,6 +1,6 @@
-"""Independent re-check of the debiasing numbers: evaluate the committed models on hard tests regenerated
-from other dataset seeds (new color draws, noise and stripes on the same MNIST test digits). Seed 0 must
-reproduce the stage's numbers exactly; the others show how much they depend on our own test file.
+"""Independent re-check of the debiasing and attention-model numbers: evaluate the committed models on hard
+tests regenerated from other dataset seeds (new color draws, noise and stripes on the same MNIST test digits).
+Seed 0 must reproduce the stage's numbers exactly; the others show how much they depend on our own test file.
 
     python scripts/recheck_hard_test.py [--seeds 0 11 12]      (after dvc repro / dvc pull)
 """
@@ -24,7 +24,8 @@ if __name__ == "__main__":
     p = load()
     rt = resolve(p["compute"])
     raw = read_npz("data/raw/mnist.npz")
-    paths = {"lazy": "data/models/lazy.pt", **{m: f"data/models/debiased/{m}" for m in METHODS}}
+    paths = {"lazy": "data/models/lazy.pt", **{m: f"data/models/debiased/{m}" for m in METHODS},
+             **{m: f"data/models/attention/{m}.pt" for m in [*p["train_attention"].runs, "vit_frozen"]}}
     models = {k: rt.prepare(load_model(v, rt.device)[0]).eval() for k, v in paths.items()}
     print("hard-test accuracy % | dataset seed " + " ".join(f"{s:>7}" for s in args.seeds))
     rows = {k: [] for k in models}

@@ -31,6 +31,7 @@ def main(params):
         metrics = load_metrics(STAGE_METRICS)
         metrics["train_debiased"] = load_metrics({m: Path(f"metrics/train_debiased/{m}.json") for m in METHODS})
         analysed = params["analysed_models"]
+        metrics["analysed_models"] = dict(analysed)
         metrics["attack"] = load_metrics({m: Path(f"metrics/attack/{m}.json") for m in analysed})
         metrics["explain"] = load_metrics({m: Path(f"metrics/explain/{m}.json") for m in analysed})
         metrics["sae"] = load_metrics({n: Path(f"metrics/sae/{n}.json") for n in SAES})

@@ -81,3 +81,12 @@ def test_finetune_runs(method):
     cfg = dataclasses.replace(TrainBackdoor(), steps=3, batch_size=16, per_batch=4)
     hist = finetune(model, clean, split, torch.arange(4), cfg, RT, 0, method)
     assert torch.isfinite(torch.tensor(hist[-1]["train_loss"]))
+
+
+def test_report_finds_the_hard_test_accuracy_of_an_analysed_backdoor_checkpoint():
+    from shortcutlab.report import hard_acc
+
+    m = {"analysed_models": {"backdoor": "data/models/backdoor/pct1.pt"},
+         "train_backdoor": {"pct1": {"test_hard_acc": 0.843}}}
+    assert hard_acc(m, "backdoor") == 0.843
+    assert hard_acc(m, "unknown") is None

@@ -39,7 +39,7 @@ def test_adam_matches_torch_bit_for_bit(schedule, wd):
         sched = torch.optim.lr_scheduler.LambdaLR(opt, f)
         return opt, lambda i: sched.step() if i else None
 
-    for a, b in zip(_train(ours, schedule, wd=wd), _train(reference, schedule, wd=wd)):
+    for a, b in zip(_train(ours, schedule, wd=wd), _train(reference, schedule, wd=wd), strict=True):
         assert torch.equal(a, b)
 
 

@@ -42,7 +42,7 @@ class Adam:
         b1, b2 = self.betas
         step_size = self.lr / (1 - b1**self.steps)
         bc2_sqrt = (1 - b2**self.steps) ** 0.5
-        for p, m, v in zip(self.params, self.exp_avg, self.exp_avg_sq):
+        for p, m, v in zip(self.params, self.exp_avg, self.exp_avg_sq, strict=True):
             if p.grad is None:
                 continue
             g = p.grad if self.weight_decay == 0 else p.grad.add(p, alpha=self.weight_decay)

@@ -127,6 +127,9 @@ def attack_rows(metrics: dict) -> dict[str, dict]:
 
 
 def hard_acc(metrics: dict, name: str) -> float | None:
+    path = (metrics.get("analysed_models") or {}).get(name, "")
+    if path.startswith("data/models/backdoor/"):  # an analysed backdoor checkpoint: its training run's metrics
+        return get(metrics, f"train_backdoor.{Path(path).stem}.test_hard_acc")
     if name == "lazy":
         return get(metrics, "train_lazy.test_hard.acc")
     if name in (metrics.get("train_attention") or {}):
@@ -211,7 +214,8 @@ def _debiased_more_vulnerable(m):
     if "lazy" not in rows:
         return None
     lazy = rows["lazy"]
-    deb = [k for k in rows if k not in ("lazy", "oracle") and (hard_acc(m, k) or 0) >= SHAPE_LEVEL]
+    backdoored = {k for k, v in (m.get("analysed_models") or {}).items() if v.startswith("data/models/backdoor/")}
+    deb = [k for k in rows if k not in ("lazy", "oracle", *backdoored) and (hard_acc(m, k) or 0) >= SHAPE_LEVEL]
     if not deb:
         return None
     k5 = min(range(len(lazy["eps"])), key=lambda i: abs(lazy["eps"][i] - 0.05))
