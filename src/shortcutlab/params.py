@@ -107,16 +107,22 @@ class MethodCfg:
 
 
 @dataclass(frozen=True)
-class ConsistencyCfg(MethodCfg):
-    arch: typing.ClassVar[str] = "two_conv"
-    epochs: int = spec(25, ge=1)
-    lr: float = spec(1e-3, gt=0.0)
+class ConsistencyObjective:
+    """The color-consistency objective's knobs, shared by every config that trains with it."""
+
     lam: float = spec(5.0, ge=0.0)
     brightness: float = spec(0.8, ge=0.0)
     contrast: float = spec(0.8, ge=0.0)
     saturation: float = spec(0.8, ge=0.0)
     hue: float = spec(0.3, ge=0.0, le=0.5)
     extreme_frac: float = spec(0.5, ge=0.0, le=1.0)
+
+
+@dataclass(frozen=True)
+class ConsistencyCfg(MethodCfg, ConsistencyObjective):
+    arch: typing.ClassVar[str] = "two_conv"
+    epochs: int = spec(25, ge=1)
+    lr: float = spec(1e-3, gt=0.0)
 
     def arch_kwargs(self, common):
         return {}
@@ -188,15 +194,8 @@ class RebiasCfg(ConvNetMethodCfg):
 
 
 @dataclass(frozen=True)
-class ConsistencyConvnetCfg(ConvNetMethodCfg):
+class ConsistencyConvnetCfg(ConvNetMethodCfg, ConsistencyObjective):
     """The study's color-consistency objective on the shared ConvNet (not a study recipe)."""
-
-    lam: float = spec(5.0, ge=0.0)
-    brightness: float = spec(0.8, ge=0.0)
-    contrast: float = spec(0.8, ge=0.0)
-    saturation: float = spec(0.8, ge=0.0)
-    hue: float = spec(0.3, ge=0.0, le=0.5)
-    extreme_frac: float = spec(0.5, ge=0.0, le=1.0)
 
 
 METHODS = ("consistency", "focal", "shape_cnn", "suppression", "lff", "jtt", "rebias", "consistency_convnet",
@@ -349,16 +348,6 @@ class VitArch:
             raise ParamsError(f"{prefix}.patch: {self.patch} does not divide the 28-pixel image")
         if self.dim % self.heads:
             raise ParamsError(f"{prefix}.heads: {self.heads} does not divide dim {self.dim}")
-
-
-@dataclass(frozen=True)
-class ConsistencyObjective:
-    lam: float = spec(5.0, ge=0.0)
-    brightness: float = spec(0.8, ge=0.0)
-    contrast: float = spec(0.8, ge=0.0)
-    saturation: float = spec(0.8, ge=0.0)
-    hue: float = spec(0.3, ge=0.0, le=0.5)
-    extreme_frac: float = spec(0.5, ge=0.0, le=1.0)
 
 
 @dataclass(frozen=True)
