@@ -18,7 +18,6 @@ from shortcutlab.report import (
     summary,
 )
 
-ATTENTION_MODELS = ("attention", "attention_debiased", "vit", "vit_debiased", "vit_frozen")  # as in dvc.yaml
 SAES = ("lazy-l1", "lazy-topk", "debiased-l1", "debiased-topk")
 STAGE_METRICS = {
     "make_dataset": "metrics/make_dataset.json",
@@ -36,7 +35,7 @@ def main(params):
         metrics["explain"] = load_metrics({m: Path(f"metrics/explain/{m}.json") for m in analysed})
         metrics["sae"] = load_metrics({n: Path(f"metrics/sae/{n}.json") for n in SAES})
         metrics["train_attention"] = load_metrics({m: Path(f"metrics/train_attention/{m}.json")
-                                                   for m in ATTENTION_MODELS})
+                                                   for m in [*params["train_attention"].runs, "vit_frozen"]})
         runs = ["clean", *params["train_backdoor"].runs]
         metrics["train_backdoor"] = load_metrics({r: Path(f"metrics/train_backdoor/{r}.json") for r in runs})
     except QualityError as e:
