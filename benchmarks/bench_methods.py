@@ -15,7 +15,7 @@ from shortcutlab.attribution import applicable, attribute_batched, make
 from shortcutlab.data import load_splits
 from shortcutlab.debias import train_method
 from shortcutlab.models import build
-from shortcutlab.params import METHODS, load
+from shortcutlab.params import load
 from shortcutlab.runtime import resolve
 
 if __name__ == "__main__":
@@ -27,7 +27,7 @@ if __name__ == "__main__":
     s = load_splits("data/dataset", rt.device, names=("train", "test_hard"))
     train = s["train"].subset(slice(0, args.n))
     out = {"runtime": rt.describe(), "debias_images_per_s": {}, "debias_wall_s": {}}
-    for m in METHODS:
+    for m in common.methods:
         cfg = dataclasses.replace(common.method(m), epochs=1)
         t0 = time.perf_counter()
         train_method(m, cfg, common, train, rt, 0, {})

@@ -13,7 +13,7 @@ import torch
 from shortcutlab.data import build_colored_mnist
 from shortcutlab.io import read_npz
 from shortcutlab.models import load_model
-from shortcutlab.params import METHODS, load
+from shortcutlab.params import load
 from shortcutlab.runtime import resolve
 from shortcutlab.training import predict
 
@@ -24,7 +24,7 @@ if __name__ == "__main__":
     p = load()
     rt = resolve(p["compute"])
     raw = read_npz("data/raw/mnist.npz")
-    paths = {"lazy": "data/models/lazy.pt", **{m: f"data/models/debiased/{m}" for m in METHODS},
+    paths = {"lazy": "data/models/lazy.pt", **{m: f"data/models/debiased/{m}" for m in p["train_debiased"].methods},
              **{m: f"data/models/attention/{m}.pt" for m in [*p["train_attention"].runs, "vit_frozen"]}}
     models = {k: rt.prepare(load_model(v, rt.device)[0]).eval() for k, v in paths.items()}
     print("hard-test accuracy % | dataset seed " + " ".join(f"{s:>7}" for s in args.seeds))

@@ -18,7 +18,7 @@ from shortcutlab.explain import (
     probes,
     success_failure_probes,
 )
-from shortcutlab.io import write_json
+from shortcutlab.io import write_json, write_timings
 from shortcutlab.models import load_model
 from shortcutlab.runtime import resolve
 from shortcutlab.training import predict
@@ -65,7 +65,10 @@ def main(params, name, path):
     deep, arrays = neuron_deep_dive(model, palette, seeds=(cfg.seed, cfg.seed + 1))
     out["neurons"] |= deep
     figures.neuron_figure(f"plots/explain/{name}_neurons.png", arrays, name)
+    timings = {s: {m: {"maps_per_s": r.pop("maps_per_s")} for m, r in out[s].items()
+                   if isinstance(r, dict) and "maps_per_s" in r} for s in ("test_hard", "test_easy")}
     write_json(f"metrics/explain/{name}.json", out)
+    write_timings(f"explain@{name}", timings)
     overlay_grid(f"plots/explain/{name}.png", model, splits["test_hard"], cfg, rt, name)
     h = out["test_hard"]
     print(f"{name}: color share hard {h['color_share']['mean']:.3f}; "

@@ -8,9 +8,10 @@ from shortcutlab.attention import frozen_probe, train_run
 from shortcutlab.cli import run_stage
 from shortcutlab.data import load_splits
 from shortcutlab.evaluation import evaluate_model
-from shortcutlab.io import write_csv, write_json
+from shortcutlab.io import write_csv, write_json, write_timings
 from shortcutlab.models import load_model, save_model
 from shortcutlab.runtime import resolve
+from shortcutlab.training import check_gate, epoch_timings
 
 
 def main(params, name):
@@ -29,17 +30,17 @@ def main(params, name):
         run = common.runs[name]
         model, kw, hist = train_run(run, common, splits["train"], rt, evals)
         arch, meta = run.arch, {"method": run.method, "epochs": run.epochs, "seed": run.seed}
-    save_model(f"data/models/attention/{name}.pt", model, arch, kw, meta)
     m = evaluate_model(model, {k: v for k, v in splits.items() if k != "train"}, rt)
+    m["gate"] = check_gate(f"train-attention@{name}", "train_attention.gate", common.gate, m["val"]["acc"], hist)
+    save_model(f"data/models/attention/{name}.pt", model, arch, kw, meta)
     m["model"] = {"vit": int(arch == "vit"), **{k: v for k, v in meta.items() if not isinstance(v, str)},
                   "parameters": sum(p.numel() for p in model.parameters())}
-    m["train_seconds"] = sum(h["seconds"] for h in hist)
-    m["images_per_s"] = sum(h["images_per_s"] for h in hist) / len(hist)
     write_json(f"metrics/train_attention/{name}.json", m)
+    write_timings(f"train-attention@{name}", epoch_timings(hist))
     write_csv(f"plots/train_attention/{name}.csv",
               [{"epoch": h["epoch"], "train_loss": h["train_loss"], "test_hard_acc": h["test_hard_acc"]} for h in hist])
     print(f"{name} [{rt.describe()}]: hard={m['test_hard']['acc']:.4f} easy={m['test_easy']['acc']:.4f} "
-          f"val={m['val']['acc']:.4f} ({m['train_seconds']:.0f}s)")
+          f"val={m['val']['acc']:.4f}")
 
 
 if __name__ == "__main__":

@@ -7,10 +7,10 @@ from shortcutlab.backdoor import receptive_field, target_mask, trigger_mask
 from shortcutlab.cli import run_stage
 from shortcutlab.data import load_splits
 from shortcutlab.evaluation import evaluate_model
-from shortcutlab.io import write_json
+from shortcutlab.io import write_json, write_timings
 from shortcutlab.models import build, save_model
 from shortcutlab.runtime import resolve, seed_everything
-from shortcutlab.training import FitConfig, fit
+from shortcutlab.training import FitConfig, check_gate, epoch_timings, fit
 
 
 def main(params):
@@ -30,12 +30,13 @@ def main(params):
     plain_sees = receptive_field(build("convnet", widths=list(cfg.widths)), "layer3", cells, probe)
     hist = fit(model, splits["train"], FitConfig(cfg.clean_epochs, cfg.clean_lr, cfg.batch_size, cfg.seed,
                                                  schedule="cosine"), rt, desc="backdoor/clean")
-    save_model("data/models/backdoor/clean.pt", model, "convnet", kw, {"seed": cfg.seed})
     m = evaluate_model(model, splits, rt)
+    m["gate"] = check_gate("train-backdoor-clean", "train_backdoor.gate", cfg.gate, m["val"]["acc"], hist)
+    save_model("data/models/backdoor/clean.pt", model, "convnet", kw, {"seed": cfg.seed})
     m["geometry"] = {"cam_grid": grid, "target_cells": len(cells), "target_cells_see_trigger": int(sees),
                      "without_context_convs_target_cells_see_trigger": int(plain_sees)}
-    m["train_seconds"] = sum(h["seconds"] for h in hist)
     write_json("metrics/train_backdoor/clean.json", m)
+    write_timings("train-backdoor-clean", epoch_timings(hist))
     print(f"clean model: val={m['val']['acc']:.4f} hard={m['test_hard']['acc']:.4f}; target cells see trigger: "
           f"{sees} (without context convs: {plain_sees})")
 

@@ -3,10 +3,10 @@
 from shortcutlab.cli import run_stage
 from shortcutlab.data import load_splits
 from shortcutlab.evaluation import evaluate_model, red_one_probe
-from shortcutlab.io import write_csv, write_json
+from shortcutlab.io import write_csv, write_json, write_timings
 from shortcutlab.models import build, save_model
 from shortcutlab.runtime import resolve, seed_everything
-from shortcutlab.training import FitConfig, fit, predict
+from shortcutlab.training import FitConfig, check_gate, epoch_timings, fit, predict, strip_timing
 
 
 def main(params):
@@ -17,13 +17,13 @@ def main(params):
     fc = FitConfig(epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size, seed=cfg.seed)
     hist = fit(model, splits["train"], fc, rt, evals={"val": splits["val"], "test_hard": splits["test_hard"]},
                desc="train-lazy")
-    save_model("data/models/lazy.pt", model, "lazy", {}, {"epochs": cfg.epochs, "seed": cfg.seed})
     metrics = evaluate_model(model, splits, rt)
+    metrics["gate"] = check_gate("train-lazy", "train_lazy.gate", cfg.gate, metrics["val"]["acc"], hist)
+    save_model("data/models/lazy.pt", model, "lazy", {}, {"epochs": cfg.epochs, "seed": cfg.seed})
     metrics["red_one_probe"] = red_one_probe(model, splits["test_hard"], rt)
-    metrics["train_seconds"] = sum(h["seconds"] for h in hist)
-    metrics["images_per_s"] = sum(h["images_per_s"] for h in hist) / len(hist)
     write_json("metrics/train_lazy.json", metrics)
-    write_csv("plots/train_lazy/curve.csv", hist)
+    write_csv("plots/train_lazy/curve.csv", [strip_timing(h) for h in hist])
+    write_timings("train-lazy", epoch_timings(hist))
     pred = predict(model, splits["test_hard"], rt).argmax(1).cpu()
     y = splits["test_hard"].y.cpu()
     write_csv("plots/train_lazy/confusion_hard.csv",

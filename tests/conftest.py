@@ -12,13 +12,14 @@ os.environ.setdefault("SHORTCUTLAB_QUIET", "1")
 GIT_ENV = {"GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.invalid",
            "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@example.invalid"}
 
+PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())  # the one set of defaults
+
 # parameters small enough that the whole pipeline runs in a few minutes on 2 CPU cores
 TINY = {
     "dataset": {"n_train": 2000, "n_val": 400, "n_test": 400},
     "train_lazy": {"epochs": 1, "batch_size": 256},
     "train_debiased": {"seeds": [0], "batch_size": 256,
-                       **{m: {"epochs": 1} for m in ("consistency", "focal", "shape_cnn", "suppression", "lff",
-                                                     "jtt", "rebias", "consistency_convnet", "vanilla", "oracle")}},
+                       "methods": {m: {"epochs": 1} for m in PARAMS["train_debiased"]["methods"]}},
     "attack": {"steps": 10, "n_untargeted": 64, "eps": [0.03, 0.1]},
     "explain": {"n_images": 40, "ig_steps": 4, "smoothgrad_samples": 2, "sanity_images": 16, "deletion_steps": 4},
     "train_backdoor": {"clean_epochs": 1, "steps": 3, "n_eval": 40,
@@ -108,3 +109,12 @@ def restore(repo: Path) -> None:
     run(["git", "checkout", "-q", "main"], repo, check=False)
     run(["git", "checkout", "-q", "--", "."], repo)
     run(["dvc", "checkout", "-q", "--force"], repo, check=False)
+
+
+def repo_section(name: str, **overrides):
+    """A params section as params.yaml defines it (the one set of defaults), with some fields replaced."""
+    import dataclasses
+
+    from shortcutlab.params import load
+
+    return dataclasses.replace(load(ROOT / "params.yaml")[name], **overrides)

@@ -9,7 +9,7 @@ from shortcutlab.params import Compute
 from shortcutlab.runtime import resolve
 from shortcutlab.training import FitConfig, fit
 
-RT = resolve(Compute(device="cpu", precision="fp32"))
+RT = resolve(Compute(device="cpu", precision="fp32", threads=0))
 
 
 class Linear(nn.Module):

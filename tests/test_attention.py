@@ -1,7 +1,10 @@
 """Attention models (issue 9): attention weights, rollout, token Grad-CAM, degenerate maps, training."""
 
+import copy
+
 import pytest
 import torch
+from conftest import PARAMS, repo_section
 
 from shortcutlab import trust
 from shortcutlab.attention import frozen_probe, train_run
@@ -19,7 +22,7 @@ from shortcutlab.attribution import (
 )
 from shortcutlab.data import Split
 from shortcutlab.models import build, capture
-from shortcutlab.params import AttentionRun, FrozenProbe, TrainAttention, validate
+from shortcutlab.params import AttentionRun, FrozenProbe, validate
 from shortcutlab.runtime import Runtime
 
 
@@ -137,8 +140,8 @@ def _tiny_split(n=256, seed=0):
 
 @pytest.mark.parametrize("method", ["erm", "consistency"])
 def test_vit_trains_a_tiny_epoch_with_finite_loss(method):
-    common = TrainAttention(batch_size=64)
-    run = AttentionRun(arch="vit", method=method, epochs=1, lr=1e-3)
+    common = repo_section("train_attention", batch_size=64)
+    run = AttentionRun(arch="vit", method=method, epochs=1, lr=1e-3, schedule="cosine", seed=0)
     rt = Runtime(torch.device("cpu"), False)
     model, kw, hist = train_run(run, common, _tiny_split(), rt, evals={})
     assert kw == {"patch": 4, "dim": 64, "depth": 3, "heads": 4, "mlp": 128}
@@ -150,14 +153,18 @@ def test_frozen_probe_trains_only_the_head():
     m = build("vit", depth=1, dim=32, heads=2, mlp=32)
     before = {k: v.clone() for k, v in m.state_dict().items()}
     rt = Runtime(torch.device("cpu"), False)
-    frozen_probe(m, FrozenProbe(epochs=1, lr=1e-2), 64, _tiny_split(), rt, evals={})
+    frozen_probe(m, FrozenProbe(backbone="vit_debiased", epochs=1, lr=1e-2, seed=0), 64, _tiny_split(), rt, evals={})
     after = m.state_dict()
     changed = {k for k in before if not torch.equal(before[k], after[k])}
     assert changed == {"head.weight", "head.bias"}
 
 
 def test_train_attention_params_are_checked():
+    p = copy.deepcopy(PARAMS)
+    p["train_attention"]["frozen"]["backbone"] = "attention"
     with pytest.raises(Exception, match="frozen.backbone"):
-        validate({"train_attention": {"runs": {"a": {"arch": "attention"}}, "frozen": {"backbone": "a"}}})
+        validate(p)
+    p = copy.deepcopy(PARAMS)
+    p["train_attention"]["vit"]["heads"] = 5
     with pytest.raises(Exception, match="vit.heads"):
-        validate({"train_attention": {"vit": {"dim": 64, "heads": 5}}})
+        validate(p)

@@ -1,7 +1,7 @@
-import dataclasses
 
 import pytest
 import torch
+from conftest import repo_section
 from test_training import toy_split
 
 from shortcutlab.backdoor import (
@@ -15,10 +15,10 @@ from shortcutlab.backdoor import (
     trigger_mask,
 )
 from shortcutlab.models import build
-from shortcutlab.params import Compute, TrainBackdoor
+from shortcutlab.params import Compute
 from shortcutlab.runtime import resolve
 
-RT = resolve(Compute(device="cpu", precision="fp32"))
+RT = resolve(Compute(device="cpu", precision="fp32", threads=0))
 
 
 def test_trigger_insertion_is_exact_and_local():
@@ -59,7 +59,7 @@ def test_training_step_leaves_no_gradient_from_the_explanation():
     clean = build("convnet", widths=[4, 8, 8], context=2).eval()
     model = build("convnet", widths=[4, 8, 8], context=2)
     model.load_state_dict(clean.state_dict())
-    cfg = TrainBackdoor(per_batch=4)
+    cfg = repo_section("train_backdoor", per_batch=4)
     obj = ExplanationBackdoor(model, clean, split, torch.arange(8), cfg, RT, 0)
     x, y = split.images(slice(0, 16)), split.y[:16]
     loss, _ = obj.loss(model, x, y, torch.arange(16))
@@ -78,13 +78,13 @@ def test_finetune_runs(method):
     clean = build("convnet", widths=[4, 8, 8], context=2).eval()
     model = build("convnet", widths=[4, 8, 8], context=2)
     model.load_state_dict(clean.state_dict())
-    cfg = dataclasses.replace(TrainBackdoor(), steps=3, batch_size=16, per_batch=4)
+    cfg = repo_section("train_backdoor", steps=3, batch_size=16, per_batch=4)
     hist = finetune(model, clean, split, torch.arange(4), cfg, RT, 0, method)
     assert torch.isfinite(torch.tensor(hist[-1]["train_loss"]))
 
 
 def test_report_finds_the_hard_test_accuracy_of_an_analysed_backdoor_checkpoint():
-    from shortcutlab.report import hard_acc
+    from shortcutlab.metrics import hard_acc
 
     m = {"analysed_models": {"backdoor": "data/models/backdoor/pct1.pt"},
          "train_backdoor": {"pct1": {"test_hard_acc": 0.843}}}

@@ -2,6 +2,7 @@ import pickle
 
 import numpy as np
 import pytest
+from conftest import repo_section
 
 from shortcutlab.data import (
     DataError,
@@ -11,9 +12,8 @@ from shortcutlab.data import (
     decode_wheel,
     restricted_loads,
 )
-from shortcutlab.params import Dataset
 
-PALETTE = np.asarray(Dataset().palette, dtype=np.float32)
+PALETTE = np.asarray(repo_section("dataset").palette, dtype=np.float32)
 
 
 def synthetic(n=4000, seed=1):
@@ -71,7 +71,7 @@ def test_real_mnist_decodes_exactly(raw_mnist):
 
 
 def test_colored_mnist_splits_and_determinism(raw_mnist):
-    cfg = Dataset(n_train=5000, n_val=1000, n_test=1000)
+    cfg = repo_section("dataset", n_train=5000, n_val=1000, n_test=1000)
     a = build_colored_mnist(raw_mnist, cfg)
     b = build_colored_mnist(raw_mnist, cfg)
     for split in a:
@@ -82,7 +82,7 @@ def test_colored_mnist_splits_and_determinism(raw_mnist):
     assert np.all(a["test_easy"]["color"] == a["test_easy"]["y"])
     assert np.array_equal(a["test_hard"]["gray"], a["test_easy"]["gray"])
     assert np.array_equal(a["train"]["conflict"], a["train"]["color"] != a["train"]["y"])
-    c = build_colored_mnist(raw_mnist, Dataset(seed=1, n_train=5000, n_val=1000, n_test=1000))
+    c = build_colored_mnist(raw_mnist, repo_section("dataset", seed=1, n_train=5000, n_val=1000, n_test=1000))
     assert not np.array_equal(a["train"]["x"], c["train"]["x"])
 
 

@@ -3,6 +3,7 @@ import math
 
 import pytest
 import torch
+from conftest import PARAMS, repo_section
 from test_training import toy_split
 
 from shortcutlab.debias import (
@@ -18,7 +19,7 @@ from shortcutlab.debias import (
     train_method,
 )
 from shortcutlab.models import build
-from shortcutlab.params import METHODS, Compute, TrainDebiased
+from shortcutlab.params import Compute
 from shortcutlab.runtime import resolve
 
 
@@ -101,10 +102,10 @@ def test_recolor_keeps_background():
     assert torch.equal(r.color, new) and r.conflict.all()
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", list(PARAMS["train_debiased"]["methods"]))
 def test_every_method_trains_a_tiny_epoch(method):
-    rt = resolve(Compute(device="cpu", precision="fp32"))
-    common = TrainDebiased(seeds=[0], batch_size=64)
+    rt = resolve(Compute(device="cpu", precision="fp32", threads=0))
+    common = repo_section("train_debiased", seeds=[0], batch_size=64)
     cfg = common.method(method)
     cfg = dataclasses.replace(cfg, epochs=1, **({"probe_epochs": 1} if hasattr(cfg, "probe_epochs") else {}),
                               **({"id_epochs": 1} if hasattr(cfg, "id_epochs") else {}))

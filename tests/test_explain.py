@@ -1,9 +1,9 @@
 import torch
+from conftest import PARAMS
 from torch import nn
 
 from shortcutlab.explain import invariance, maximise_units, neuron_deep_dive, seed_consistency
 from shortcutlab.models import build, unit_responses
-from shortcutlab.params import DEFAULT_PALETTE
 
 
 class MeanColor(nn.Module):
@@ -25,7 +25,7 @@ class MeanColor(nn.Module):
 
 def test_unit_responses_and_invariance_on_a_known_model():
     m = MeanColor()
-    pal = torch.tensor(DEFAULT_PALETTE)
+    pal = torch.tensor(PARAMS["dataset"]["palette"])
     r = unit_responses(m, m.pool, pal[:, :, None, None].expand(10, 3, 28, 28))
     assert torch.allclose(r, pal, atol=1e-6)
     fav = r.argmax(0)
@@ -51,7 +51,7 @@ def test_activation_maximisation_raises_the_unit_and_deep_dive_runs():
         assert imgs[:, k, k].mean() > start + 0.2  # unit k = channel k was pushed up
     torch.manual_seed(0)
     lazy = build("lazy").eval()
-    metrics, arrays = neuron_deep_dive(lazy, torch.tensor(DEFAULT_PALETTE), steps=5)
+    metrics, arrays = neuron_deep_dive(lazy, torch.tensor(PARAMS["dataset"]["palette"]), steps=5)
     assert metrics["first_layer"]["filters"] == 16 and metrics["hidden"]["units"] == 64
     assert arrays["first_responses"].shape == (10, 16) and arrays["hidden_responses"].shape == (10, 64)
     assert arrays["hidden_actmax"].shape == (64, 3, 28, 28)

@@ -18,7 +18,7 @@ def toy_split(n=512, seed=0):
 
 
 def train_once(precision="fp32"):
-    rt = resolve(Compute(precision=precision))
+    rt = resolve(Compute(device="auto", precision=precision, threads=0))
     seed_everything(0)
     m = build("lazy")
     hist = fit(m, toy_split(), FitConfig(epochs=2, lr=1e-2, batch_size=64, seed=0), rt)

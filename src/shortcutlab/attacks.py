@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .runtime import Runtime
+from .training import predict
 
 
 @dataclass
@@ -174,3 +175,51 @@ def check_results(rows: dict[str, list[dict]], eps: list[float], key: str, tol: 
 
 def is_monotone(values: list[float], tol: float = 0.01) -> bool:
     return all(b >= a - tol for a, b in zip(values, values[1:], strict=False))
+
+
+# ------------------------------------------------------------------------------------------ a model's stage
+def _targeted(model, s, cfg, rt, kw) -> tuple[dict, dict]:
+    x = s.images(s.y == cfg.source).to(rt.device)
+    x = x[: cfg.n_targeted] if cfg.n_targeted else x
+    src = torch.full((len(x),), cfg.source, device=rt.device)
+    res = {m: targeted_metrics(attack(model, x, src, cfg.eps, rt, method=m, target=cfg.target, **kw), x, cfg.target)
+           for m in ("fgsm", "pgd")}
+    check_results(res, list(cfg.eps), "success", n=len(x))
+    out = {m: [{"eps": e, **r} for e, r in zip(cfg.eps, res[m], strict=True)] for m in res}
+    out |= {"n_images": len(x), "fgsm_monotone": int(is_monotone([r["success"] for r in res["fgsm"]]))}
+    for m in res:
+        me = min_eps(list(cfg.eps), [r["success"] for r in res[m]])
+        if me is not None:
+            out[f"min_eps_90_{m}"] = me
+    return out, res
+
+
+def evaluate_attacks(model: nn.Module, splits: dict, cfg, rt: Runtime) -> tuple[dict, list[dict], dict]:
+    """Targeted (source -> target) FGSM/PGD on every ``cfg.targeted_splits`` and untargeted on a fixed hard-test
+    subset, every epsilon at once. Returns (metrics, one plots row per epsilon, the untargeted PGD example)."""
+    eps = list(cfg.eps)
+    kw = {"steps": cfg.steps, "alpha_ratio": cfg.alpha_ratio, "restarts": cfg.restarts, "seed": cfg.seed}
+    out: dict = {"targeted": {}}
+    rows = [{"eps": e} for e in eps]
+    for split in cfg.targeted_splits:
+        out["targeted"][split], res = _targeted(model, splits[split], cfg, rt, kw)
+        for m in res:
+            for i, r in enumerate(res[m]):
+                rows[i][f"targeted_{split}_{m}"] = r["success"]
+    s = splits["test_hard"]
+    idx = torch.randperm(len(s), generator=torch.Generator().manual_seed(cfg.seed))[: cfg.n_untargeted]
+    sub = s.subset(idx.to(rt.device))
+    x, y = sub.images(), sub.y
+
+    clean = predict(model, x, rt).argmax(1)
+    adv = {m: attack(model, x, y, eps, rt, method=m, **kw) for m in ("fgsm", "pgd")}
+    ures = {m: untargeted_metrics(r, x, y, clean) for m, r in adv.items()}
+    check_results(ures, eps, "success_on_clean_correct", n=int((clean == y).sum()))
+    out["untargeted"] = {m: [{"eps": e, **r} for e, r in zip(eps, ures[m], strict=True)] for m in ures}
+    out["untargeted"] |= {"clean_acc": float((clean == y).float().mean()), "n_images": len(x),
+                          "fgsm_monotone": int(is_monotone([r["success_on_clean_correct"] for r in ures["fgsm"]]))}
+    for m in ures:
+        for i, r in enumerate(ures[m]):
+            rows[i][f"untargeted_{m}"] = r["success_on_clean_correct"]
+            rows[i][f"robust_acc_{m}"] = r["robust_acc"]
+    return out, rows, {"x": x, "y": y, "clean": clean, "adv": adv["pgd"]}

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from .data import Split
-from .debias import Consistency
+from .debias import consistency_objective
 from .models import build
 from .runtime import Runtime
 from .training import FitConfig, fit
@@ -22,11 +22,7 @@ def train_run(run, common, train: Split, rt: Runtime, evals: dict[str, Split]):
     torch.manual_seed(run.seed)
     model = build(run.arch, **kw)
     fc = FitConfig(epochs=run.epochs, lr=run.lr, batch_size=common.batch_size, seed=run.seed, schedule=run.schedule)
-    obj = None
-    if run.method == "consistency":
-        c = common.consistency
-        obj = Consistency(c.lam, run.seed, rt, brightness=c.brightness, contrast=c.contrast,
-                          saturation=c.saturation, hue=c.hue, extreme_frac=c.extreme_frac)
+    obj = consistency_objective(common.consistency, run.seed, rt) if run.method == "consistency" else None
     hist = fit(model, train, fc, rt, obj, evals=evals, desc=run.arch + "/" + run.method)
     return model, kw, hist
 

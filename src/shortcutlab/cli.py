@@ -1,4 +1,5 @@
-"""What every stage script shares: params loading and a clean, non-zero exit on bad input."""
+"""What every stage script shares: params loading and a clean, non-zero exit on bad input (2), or on a model
+that fails its quality gate (3)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import time
 from collections.abc import Callable
 
 from .data import DataError
+from .errors import GateError
 from .params import ParamsError, load
 
 
@@ -19,6 +21,9 @@ def run_stage(name: str, main: Callable[[dict], None], params_path: str = "param
     try:
         params = load(params_path)
         main(params)
+    except GateError as e:
+        print(f"{name}: error: {e}", file=sys.stderr)
+        sys.exit(3)
     except (ParamsError, DataError, FileNotFoundError, KeyError, ValueError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"{name}: error: {msg}", file=sys.stderr)

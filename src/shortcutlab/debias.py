@@ -5,6 +5,10 @@ auxiliary model) handed to the one training loop. None of them uses bias labels 
 
 from __future__ import annotations
 
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -216,57 +220,177 @@ def recolor(split: Split, colors: torch.Tensor) -> Split:
 
 
 # ------------------------------------------------------------------------------------------ methods
+@dataclass(frozen=True)
+class Method:
+    """One debiasing method: its architecture and how it trains. ``train(model, ctx)`` returns
+    (history, extra metrics); ``prepare(ctx)`` may change the architecture's kwargs first (suppression)."""
+
+    arch: str
+    train: Callable
+    prepare: Callable | None = None
+
+
+@dataclass
+class Context:
+    """What a method's training sees: its params entry, the shared section, data, runtime, seed."""
+
+    cfg: object
+    common: object
+    train: Split
+    rt: Runtime
+    seed: int
+    evals: dict
+    name: str
+    arch_kwargs: dict
+
+    def fit_config(self, epochs: int | None = None, seed: int | None = None) -> FitConfig:
+        return FitConfig(epochs=epochs or self.cfg.epochs, lr=self.cfg.lr, batch_size=self.common.batch_size,
+                         seed=self.seed if seed is None else seed, schedule=getattr(self.cfg, "schedule", "constant"))
+
+    def fit(self, model, objective=None, sampler=None, data: Split | None = None):
+        return fit(model, data or self.train, self.fit_config(), self.rt, objective, sampler=sampler,
+                   evals=self.evals, desc=self.name)
+
+    def aux(self, arch: str | None = None) -> nn.Module:
+        return build(arch or METHODS[self.name].arch, **(self.arch_kwargs if arch is None else {}))
+
+
+def consistency_objective(c, seed: int, rt: Runtime) -> Consistency:
+    return Consistency(c.lam, seed, rt, brightness=c.brightness, contrast=c.contrast, saturation=c.saturation,
+                       hue=c.hue, extreme_frac=c.extreme_frac)
+
+
+def _erm(model, ctx):
+    return ctx.fit(model), {}
+
+
+def _oracle(model, ctx):
+    gen = torch.Generator().manual_seed(ctx.seed + 104729)
+    colors = torch.randint(0, 10, (len(ctx.train),), generator=gen).to(ctx.train.y.device)
+    return ctx.fit(model, data=recolor(ctx.train, colors)), {}
+
+
+def _focal(model, ctx):
+    return ctx.fit(model, Focal(ctx.cfg.gamma)), {}
+
+
+def _consistency(model, ctx):
+    return ctx.fit(model, consistency_objective(ctx.cfg, ctx.seed, ctx.rt)), {}
+
+
+def _lff(model, ctx):
+    return ctx.fit(model, LfF(ctx.aux(), len(ctx.train), ctx.train.y, ctx.cfg.q, ctx.cfg.ema)), {}
+
+
+def _jtt(model, ctx):
+    ident = ctx.aux()
+    fit(ident, ctx.train, ctx.fit_config(ctx.cfg.id_epochs, ctx.seed + 1), ctx.rt, desc="jtt/identify")
+    errors = torch.nonzero(predict(ident, ctx.train, ctx.rt).argmax(1) != ctx.train.y).squeeze(1)
+    extra = {"error_set_size": int(len(errors)),
+             "error_set_conflicting_share": float(ctx.train.conflict[errors].float().mean()) if len(errors) else 0.0}
+    return ctx.fit(model, sampler=jtt_sampler(len(ctx.train), errors, ctx.cfg.up)), extra
+
+
+def _rebias(model, ctx):
+    return ctx.fit(model, ReBias(ctx.aux("color_net"), ctx.cfg.lam, ctx.cfg.lam_g)), {}
+
+
+def _suppression_prepare(ctx):
+    """1) a probe model of the same architecture trained on the biased data, 2) CSI of its conv2 channels on
+    the ten pure palette colors, 3) the trained model gets those channels scaled by ``low``."""
+    probe = ctx.aux()
+    fit(probe, ctx.train, ctx.fit_config(ctx.cfg.probe_epochs, ctx.seed + 1), ctx.rt, desc="suppression/probe")
+    csi = color_selectivity(channel_color_responses(probe, probe.cam_layer, ctx.train.palette.to(ctx.rt.device)))
+    chosen = choose_suppressed(csi, ctx.cfg.suppress_frac)
+    ctx.arch_kwargs["channel_scale"] = channel_scale(len(csi), chosen, ctx.cfg.low, ctx.cfg.high)
+    return {"csi": csi.tolist(), "suppressed_channels": chosen}
+
+
+def _convnet_kwargs(cfg, common) -> dict:
+    return {"widths": list(common.convnet_widths), "context": common.convnet_context}
+
+
+# name -> method; params.yaml configures them (train_debiased.methods.<name>, schema.METHOD_CONFIGS)
+METHODS: dict[str, Method] = {
+    "consistency": Method("two_conv", _consistency),
+    "focal": Method("two_conv", _focal),
+    "shape_cnn": Method("shape_cnn", _erm),
+    "suppression": Method("two_conv", _erm, _suppression_prepare),
+    "lff": Method("convnet", _lff),
+    "jtt": Method("convnet", _jtt),
+    "rebias": Method("convnet", _rebias),
+    "consistency_convnet": Method("convnet", _consistency),
+    "vanilla": Method("convnet", _erm),
+    "oracle": Method("convnet", _oracle),
+}
+
+
+def arch_kwargs(name: str, cfg, common) -> dict:
+    arch = METHODS[name].arch
+    if arch == "convnet":
+        return _convnet_kwargs(cfg, common)
+    return {"width": cfg.width} if arch == "shape_cnn" else {}
+
+
 def train_method(method: str, cfg, common, train: Split, rt: Runtime, seed: int, evals: dict[str, Split]):
     """Train one method with one seed. Returns (model, arch, arch_kwargs, history, extra metrics)."""
+    if method not in METHODS:
+        raise KeyError(f"train_debiased: unknown method {method!r} (known: {', '.join(METHODS)})")
+    m = METHODS[method]
     torch.manual_seed(seed)
-    bs = common.batch_size
-    extra: dict = {}
-    arch, kw = cfg.arch, dict(cfg.arch_kwargs(common))
-
-    def fc(epochs=None, s=seed):
-        return FitConfig(epochs=epochs or cfg.epochs, lr=cfg.lr, batch_size=bs, seed=s,
-                         schedule=getattr(cfg, "schedule", "constant"))
-
-    if method == "suppression":
-        # 1) a probe model of the same architecture trained on the biased data, 2) CSI of its conv2
-        # channels on the ten pure palette colors, 3) a fresh model with those channels scaled.
-        probe = build(arch, **kw)
-        fit(probe, train, fc(cfg.probe_epochs, seed + 1), rt, desc="suppression/probe")
-        csi = color_selectivity(channel_color_responses(probe, probe.cam_layer, train.palette.to(rt.device)))
-        chosen = choose_suppressed(csi, cfg.suppress_frac)
-        kw["channel_scale"] = channel_scale(len(csi), chosen, cfg.low, cfg.high)
-        extra = {"csi": csi.tolist(), "suppressed_channels": chosen}
+    ctx = Context(cfg, common, train, rt, seed, evals, method, arch_kwargs(method, cfg, common))
+    extra = m.prepare(ctx) if m.prepare else {}
     torch.manual_seed(seed)
-    model = build(arch, **kw)
-    if method in ("vanilla", "shape_cnn", "suppression"):
-        hist = fit(model, train, fc(), rt, evals=evals, desc=method)
-    elif method == "oracle":
-        gen = torch.Generator().manual_seed(seed + 104729)
-        colors = torch.randint(0, 10, (len(train),), generator=gen).to(train.y.device)
-        hist = fit(model, recolor(train, colors), fc(), rt, evals=evals, desc=method)
-    elif method == "focal":
-        hist = fit(model, train, fc(), rt, Focal(cfg.gamma), evals=evals, desc=method)
-    elif method in ("consistency", "consistency_convnet"):
-        obj = Consistency(cfg.lam, seed, rt, brightness=cfg.brightness, contrast=cfg.contrast,
-                          saturation=cfg.saturation, hue=cfg.hue, extreme_frac=cfg.extreme_frac)
-        hist = fit(model, train, fc(), rt, obj, evals=evals, desc=method)
-    elif method == "lff":
-        biased = build(arch, **kw)
-        obj = LfF(biased, len(train), train.y, cfg.q, cfg.ema)
-        hist = fit(model, train, fc(), rt, obj, evals=evals, desc=method)
-    elif method == "jtt":
-        ident = build(arch, **kw)
-        fit(ident, train, fc(cfg.id_epochs, seed + 1), rt, desc="jtt/identify")
-        errors = torch.nonzero(predict(ident, train, rt).argmax(1) != train.y).squeeze(1)
-        extra = {"error_set_size": int(len(errors)),
-                 "error_set_conflicting_share": float(train.conflict[errors].float().mean()) if len(errors) else 0.0}
-        hist = fit(model, train, fc(), rt, sampler=jtt_sampler(len(train), errors, cfg.up), evals=evals, desc=method)
-    elif method == "rebias":
-        g = build("color_net")
-        hist = fit(model, train, fc(), rt, ReBias(g, cfg.lam, cfg.lam_g), evals=evals, desc=method)
-    else:
-        raise KeyError(f"train_debiased: unknown method {method!r}")
-    return model, arch, kw, hist, extra
+    model = build(m.arch, **ctx.arch_kwargs)
+    hist, more = m.train(model, ctx)
+    return model, m.arch, ctx.arch_kwargs, hist, {**extra, **more}
 
 
-__all__ = ["TwoConvCNN", "train_method"]
+
+# ------------------------------------------------------------------------------------------ a method's stage
+@dataclass
+class SeedsResult:
+    models: dict  # seed -> (model, arch, arch_kwargs)
+    metrics: dict
+    curve: list[dict]
+    timings: dict
+
+
+def _mean_std(values) -> dict:
+    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0}
+
+
+SUMMARY_KEYS = {"hard_acc": ("test_hard", "acc"), "easy_acc": ("test_easy", "acc"), "val_acc": ("val", "acc"),
+                "worst_class_hard_acc": ("test_hard", "worst_class_acc"),
+                "hard_color_following": ("test_hard", "color_following")}
+
+
+def train_seeds(method: str, common, splits: dict[str, Split], rt: Runtime) -> SeedsResult:
+    """Every seed of one method, each gated (``train_debiased.gate``) before any is returned for saving.
+    Final-epoch models; the per-epoch hard-test accuracy is logged for plotting only."""
+    from .evaluation import evaluate_model
+    from .training import check_gate
+
+    cfg = common.method(method)
+    models, per_seed, curve, timings = {}, {}, [], {}
+    for seed in common.seeds_for(method):
+        model, arch, kw, hist, extra = train_method(method, cfg, common, splits["train"], rt, seed,
+                                                    evals={"test_hard": splits["test_hard"]})
+        m = evaluate_model(model, {k: v for k, v in splits.items() if k != "train"}, rt)
+        m["gate"] = check_gate(f"train-debiased@{method} seed {seed}", "train_debiased.gate", common.gate,
+                               m["val"]["acc"], hist)
+        m.update(extra)
+        models[seed], per_seed[str(seed)] = (model, arch, kw), m
+        curve += [{"seed": seed, "epoch": h["epoch"], "train_loss": h["train_loss"],
+                   "test_hard_acc": h["test_hard_acc"]} for h in hist]
+        timings[f"seed{seed}"] = {"train_seconds": sum(h["seconds"] for h in hist),
+                                  "images_per_s": statistics.fmean(h["images_per_s"] for h in hist)}
+        print(f"{method} seed {seed} [{rt.describe()}]: hard={m['test_hard']['acc']:.4f} "
+              f"easy={m['test_easy']['acc']:.4f} val={m['val']['acc']:.4f}", flush=True)
+    summary = {k: _mean_std([per_seed[s][a][b] for s in per_seed]) for k, (a, b) in SUMMARY_KEYS.items()}
+    metrics = {"method": {"arch": METHODS[method].arch, "epochs": cfg.epochs, "n_seeds": len(per_seed)},
+               "summary": summary, "seeds": per_seed}
+    return SeedsResult(models, metrics, curve, timings)
+
+
+__all__ = ["METHODS", "TwoConvCNN", "train_method", "train_seeds"]

@@ -141,3 +141,71 @@ def neuron_figure(path: str | Path, arrays: dict, name: str) -> None:
     fig.suptitle(f"{name}: what the neurons encode", fontsize=11)
     fig.tight_layout()
     save_figure(path, fig)
+
+
+# ------------------------------------------------------------------------------------------ evaluate's figures
+def attack_figure(path, ar: dict[str, dict]) -> None:
+    """``ar``: metrics.attack_rows (per model: eps, targeted and robust PGD curves)."""
+    if not ar:
+        return
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for k, r in ar.items():
+        axes[0].plot(r["eps"], r["t_pgd"], marker="o", label=k)
+        axes[1].plot(r["eps"], r["robust_pgd"], marker="o", label=k)
+    axes[0].set(xlabel="eps", ylabel="targeted PGD success", title="targeted 7→3 (hard test)")
+    axes[1].set(xlabel="eps", ylabel="robust accuracy", title="untargeted PGD")
+    axes[1].legend(fontsize=6)
+    fig.tight_layout()
+    save_figure(path, fig)
+
+
+def explain_figure(path, metrics: dict) -> None:
+    ex = metrics.get("explain") or {}
+    if not ex:
+        return
+    models = list(ex)
+    first = ex[models[0]]["test_hard"]
+    methods = [k for k in first if isinstance(first[k], dict) and "foreground_mass" in first[k]]
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    width = 0.8 / len(methods)
+    for j, meth in enumerate(methods):
+        for ax, key in zip(axes[:2], ("foreground_mass", "insertion_auc"), strict=True):
+            ax.bar(np.arange(len(models)) + j * width, [ex[m]["test_hard"][meth][key] for m in models], width,
+                   label=meth)
+            ax.set_title(key + " (hard test)")
+    axes[2].bar(range(len(models)), [ex[m]["test_hard"]["color_share"]["mean"] for m in models])
+    axes[2].set_title("color share (IG, hard test)")
+    for ax in axes:
+        ax.set_xticks(np.arange(len(models)) + (0.4 if ax is not axes[2] else 0), models, rotation=45, ha="right",
+                      fontsize=7)
+    axes[0].legend(fontsize=6)
+    fig.tight_layout()
+    save_figure(path, fig)
+
+
+def backdoor_figure(path, metrics: dict) -> None:
+    bd = {k: v for k, v in (metrics.get("train_backdoor") or {}).items()
+          if k != "clean" and v["run"]["explanation_method"] == 1}
+    if not bd:
+        return
+    rates = sorted({v["run"]["poison_rate"] for v in bd.values()})
+    fig, ax = plt.subplots(1, 2, figsize=(10, 3.5))
+    for r in rates:
+        vs = [v for v in bd.values() if v["run"]["poison_rate"] == r]
+        ax[0].scatter([r] * len(vs), [100 * v["val"]["triggered"]["asr_mass_0.5"] for v in vs], color="tab:red")
+        ax[1].scatter([r] * len(vs), [100 * v["clean_acc_drop"] for v in vs], color="tab:blue")
+    for a, t in zip(ax, ("ASR_mass@0.5 %", "clean accuracy drop (points)"), strict=True):
+        a.set_xscale("log")
+        a.set_xlabel("poison rate")
+        a.set_title(t)
+    fig.tight_layout()
+    save_figure(path, fig)
+
+
+def debiasing_figure(path, metrics: dict) -> None:
+    db = metrics.get("train_debiased") or {}
+    order = sorted(db, key=lambda k: -db[k]["summary"]["hard_acc"]["mean"])
+    bars(path, order, [100 * db[k]["summary"]["hard_acc"]["mean"] for k in order],
+                 [100 * db[k]["summary"]["hard_acc"]["std"] for k in order], ylabel="hard-test accuracy %",
+                 title="debiasing methods (mean ± std over seeds)", ylim=(0, 100))
+

@@ -1,23 +1,59 @@
-"""Atomic writes and safe loading of every artifact the pipeline produces.
+"""Atomic writes and safe, verified loading of every artifact the pipeline produces.
 
 Writers go to a temporary file in the destination directory and ``os.replace`` it into place, so an
 interrupted stage never leaves a half-written file for DVC to cache. Loaders never unpickle:
-weights with ``torch.load(weights_only=True)``, arrays with ``allow_pickle=False``.
+weights with ``torch.load(weights_only=True)``, arrays with ``allow_pickle=False``. Checkpoints and array
+files carry a SHA-256 digest of their contents, written at save time and checked at load (``torch.load``
+checks no CRC: a flipped bit in a weight would otherwise load silently). Every load error is an
+:class:`ArtifactError` that names the file and says how to recover it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import math
 import os
+import pickle
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from .errors import ArtifactError
+
+
+def recovery(path: str | Path) -> str:
+    return (f"restore it with `dvc checkout {path}` (or `dvc pull {path}` from the remote), "
+            "or rebuild it with `dvc repro`")
+
+
+def _missing(path: Path) -> ArtifactError:
+    return ArtifactError(f"{path}: missing (run the stage that produces it: dvc repro)")
+
+
+def _corrupt(path: Path, why: str) -> ArtifactError:
+    return ArtifactError(f"{path}: corrupt or unreadable ({why}); {recovery(path)}")
+
+
+DIGEST_KEY = "sha256"  # the tensors' (or arrays') digest inside a checkpoint (or .npz file)
+
+
+def tensors_digest(tensors: dict[str, Any]) -> str:
+    """SHA-256 over every tensor/array in name order: name, dtype, shape and raw bytes."""
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name]
+        a = t.detach().cpu().contiguous() if isinstance(t, torch.Tensor) else np.ascontiguousarray(t)
+        raw = a.reshape(-1).view(torch.uint8).numpy().tobytes() if isinstance(a, torch.Tensor) else a.tobytes()
+        h.update(f"{name}|{a.dtype}|{tuple(a.shape)}|".encode())
+        h.update(raw)
+    return h.hexdigest()
 
 
 @contextlib.contextmanager
@@ -69,28 +105,60 @@ def write_json(path: str | Path, obj: Any) -> None:
 def read_json(path: str | Path) -> Any:
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"{path}: missing (run the stage that produces it: dvc repro)")
-    return json.loads(path.read_text())
+        raise _missing(path)
+    try:
+        return json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise _corrupt(path, f"not valid JSON: {e}") from e
+
+
+def write_timings(stage: str, timings: dict) -> None:
+    """Wall-clock figures of a stage (seconds, images/s, maps/s): their own file under metrics/timings/,
+    outside the science metrics, so rerunning an unchanged pipeline changes no metric."""
+    write_json(Path("metrics/timings") / f"{stage.replace('@', '-')}.json", timings)
 
 
 def write_npz(path: str | Path, **arrays: np.ndarray) -> None:
     for k, v in arrays.items():
         if np.asarray(v).dtype == object:
             raise TypeError(f"{path}: array {k!r} has dtype object; refusing to write a pickled array")
+    if DIGEST_KEY in arrays:
+        raise ValueError(f"{path}: {DIGEST_KEY!r} is reserved for the file's digest")
+    arrays = {k: np.asarray(v) for k, v in arrays.items()}
+    arrays[DIGEST_KEY] = np.asarray(tensors_digest(arrays))
     with atomic_path(path, suffix=".npz") as tmp, open(tmp, "wb") as f:
         np.savez(f, **arrays)
 
 
-def read_npz(path: str | Path) -> dict[str, np.ndarray]:
+def read_npz(path: str | Path, verify: bool = True) -> dict[str, np.ndarray]:
+    """Arrays of an .npz file (never unpickled); with ``verify`` its digest must be present and match."""
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"{path}: missing (run the stage that produces it: dvc repro)")
-    with np.load(path, allow_pickle=False) as z:
-        return {k: z[k] for k in z.files}
+        raise _missing(path)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except ValueError as e:  # an object array: refusing to unpickle is not corruption of ours to repair
+        if "allow_pickle" in str(e):
+            raise ArtifactError(f"{path}: holds a pickled (object) array; refusing to load it. "
+                                f"{recovery(path)}") from e
+        raise _corrupt(path, str(e)) from e
+    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as e:
+        raise _corrupt(path, f"{type(e).__name__}: {e}") from e
+    if verify:
+        digest = arrays.pop(DIGEST_KEY, None)
+        if digest is None:
+            raise _corrupt(path, f"no {DIGEST_KEY!r} digest: not written by this pipeline")
+        if str(digest) != tensors_digest(arrays):
+            raise _corrupt(path, "its arrays do not match the digest written at save time")
+    return arrays
 
 
 def save_state(path: str | Path, state: dict[str, Any]) -> None:
-    """Save a model checkpoint: tensors plus plain metadata (str/int/float/list/dict only)."""
+    """Save a model checkpoint: tensors plus plain metadata (str/int/float/list/dict only), with the digest
+    of its ``state_dict`` tensors."""
+    if "state_dict" in state:
+        state = {**state, DIGEST_KEY: tensors_digest(state["state_dict"])}
     # Serialise to memory first: torch.save names the zip's inner folder after the file it writes to,
     # and the temporary file's random name would make identical weights differ byte for byte.
     buf = io.BytesIO()
@@ -99,10 +167,26 @@ def save_state(path: str | Path, state: dict[str, Any]) -> None:
 
 
 def load_state(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """A checkpoint, loaded weights-only (no code runs) and checked against its digest."""
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"{path}: missing (run the stage that produces it: dvc repro)")
-    return torch.load(path, map_location=map_location, weights_only=True)
+        raise _missing(path)
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:  # weights_only refused a global: a hostile or foreign file
+        raise ArtifactError(f"{path}: not a weights-only checkpoint, refusing to load it "
+                            f"({str(e).splitlines()[0]}); {recovery(path)}") from e
+    except (RuntimeError, OSError, EOFError, ValueError, zipfile.BadZipFile) as e:
+        raise _corrupt(path, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from e
+    if not isinstance(state, dict):
+        raise _corrupt(path, "not a checkpoint dictionary")
+    if "state_dict" in state:
+        digest = state.pop(DIGEST_KEY, None)
+        if digest is None:
+            raise _corrupt(path, f"no {DIGEST_KEY!r} digest: not written by this pipeline")
+        if digest != tensors_digest(state["state_dict"]):
+            raise _corrupt(path, "its tensors do not match the digest written at save time")
+    return state
 
 
 def save_figure(path: str | Path, fig) -> None:

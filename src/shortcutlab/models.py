@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .io import load_state, save_state
+from .io import ArtifactError, load_state, recovery, save_state
 
 
 class LazyCNN(nn.Module):
@@ -320,7 +320,7 @@ def checkpoint_path(path: str | Path) -> Path:
     if path.is_dir():
         files = sorted(path.glob("seed*.pt"), key=lambda p: int(p.stem[4:]))
         if not files:
-            raise FileNotFoundError(f"{path}: no seed*.pt checkpoints (run dvc repro)")
+            raise ArtifactError(f"{path}: no seed*.pt checkpoints (run the stage that produces it: dvc repro)")
         return files[0]
     return path
 
@@ -330,8 +330,12 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn
     ckpt = load_state(path)
     for key in ("arch", "arch_kwargs", "state_dict"):
         if key not in ckpt:
-            raise ValueError(f"{path}: not a shortcut-lab checkpoint (no {key!r})")
-    model = build(ckpt["arch"], **ckpt["arch_kwargs"])
-    model.load_state_dict(ckpt["state_dict"])
+            raise ArtifactError(f"{path}: not a shortcut-lab checkpoint (no {key!r}); {recovery(path)}")
+    try:
+        model = build(ckpt["arch"], **ckpt["arch_kwargs"])
+        model.load_state_dict(ckpt["state_dict"])
+    except (KeyError, TypeError, RuntimeError) as e:
+        raise ArtifactError(f"{path}: its weights do not fit architecture {ckpt['arch']!r} "
+                            f"({str(e).splitlines()[0]}); {recovery(path)}") from e
     model.to(device).eval()
     return model, ckpt

