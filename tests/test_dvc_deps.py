@@ -38,3 +38,39 @@ def test_every_stage_depends_on_the_modules_it_imports():
         if lack:
             missing[name] = sorted(lack)
     assert not missing, f"dvc.yaml deps lack imported modules: {missing}"
+
+
+def test_dvc_yaml_code_deps_are_current():
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts/write_dvc_yaml.py"), "--check"], capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+def _stage_outputs() -> set[str]:
+    from dvc.repo import Repo
+
+    with Repo(str(ROOT)) as repo:
+        return {str(o.def_path) for st in repo.index.stages for o in st.outs}
+
+
+def test_every_tracked_metrics_file_is_a_stage_output():
+    import subprocess
+
+    tracked = subprocess.run(["git", "ls-files", "metrics", "REPORT.md"], cwd=ROOT, capture_output=True, text=True,
+                             check=True).stdout.split()
+    outs = _stage_outputs()
+    stray = [f for f in tracked if f not in outs]
+    assert not stray, f"git-tracked files no stage of dvc.yaml produces: {stray}"
+
+
+def test_every_declared_plot_is_produced_by_a_stage():
+    spec = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+    outs = _stage_outputs()
+    for entry in spec.get("plots", []):
+        pid, props = next(iter(entry.items())) if isinstance(entry, dict) else (entry, None)
+        files = list((props or {}).get("y", {})) if isinstance((props or {}).get("y"), dict) else [pid]
+        for f in files:
+            assert any(f == o or f.startswith(o.rstrip("/") + "/") for o in outs), f"plot {f}: no stage makes it"

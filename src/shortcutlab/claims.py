@@ -13,6 +13,7 @@ dicts (tests/test_claims.py); ``claims_table`` runs them all.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from .metrics import attack_rows, best_method, get, hard_acc
 
@@ -27,6 +28,7 @@ RULES_TEXT = """Each claim of the study is checked against what the pipeline mea
 - a claim whose measurement is not produced by the pipeline is reported as "not measured"."""
 
 
+@dataclass
 class Claim:
     text: str
     study: str

@@ -32,9 +32,21 @@ from .schema import (  # noqa: F401  (re-exported: stages and tests import the s
     TrainAttention,
     TrainBackdoor,
     TrainDebiased,
-    check_analysed,
-    hints,
 )
+
+
+def check_analysed(models: dict) -> None:
+    if not models:
+        raise ParamsError("analysed_models: empty (list at least one trained model)")
+    for k, v in models.items():
+        if not k.replace("_", "").isalnum():
+            raise ParamsError(f"analysed_models.{k}: names may hold letters, digits and '_'")
+        if not v.startswith("data/models/"):
+            raise ParamsError(f"analysed_models.{k}: {v!r} is not a checkpoint under data/models/")
+
+
+def hints(cls: type) -> dict[str, Any]:
+    return {k: v for k, v in typing.get_type_hints(cls).items() if typing.get_origin(v) is not typing.ClassVar}
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):

