@@ -64,8 +64,12 @@ def study_way(raw, palette, epochs, splits):
             n += len(y)
     secs = time.perf_counter() - t0
     fp32 = resolve(Compute(device="cpu", precision="fp32"))
-    return {"images_per_s": n / secs, "seconds": secs, "hard_acc": accuracy(model, splits["test_hard"], fp32),
-            "easy_acc": accuracy(model, splits["test_easy"], fp32)}
+    return {
+        "images_per_s": n / secs,
+        "seconds": secs,
+        "hard_acc": accuracy(model, splits["test_hard"], fp32),
+        "easy_acc": accuracy(model, splits["test_easy"], fp32),
+    }
 
 
 def project_way(splits, epochs, compute):
@@ -76,9 +80,14 @@ def project_way(splits, epochs, compute):
     t0 = time.perf_counter()
     fit(model, splits["train"], FitConfig(epochs=epochs, lr=cfg.lr, batch_size=cfg.batch_size, seed=0), rt)
     secs = time.perf_counter() - t0
-    return {"precision": rt.describe(), "batch_size": cfg.batch_size,
-            "images_per_s": epochs * len(splits["train"]) / secs, "seconds": secs,
-            "hard_acc": accuracy(model, splits["test_hard"], rt), "easy_acc": accuracy(model, splits["test_easy"], rt)}
+    return {
+        "precision": rt.describe(),
+        "batch_size": cfg.batch_size,
+        "images_per_s": epochs * len(splits["train"]) / secs,
+        "seconds": secs,
+        "hard_acc": accuracy(model, splits["test_hard"], rt),
+        "easy_acc": accuracy(model, splits["test_easy"], rt),
+    }
 
 
 if __name__ == "__main__":
@@ -91,6 +100,11 @@ if __name__ == "__main__":
     ours = project_way(splits, args.epochs, load()["compute"])
     ours_fp32 = project_way(splits, args.epochs, Compute(device="cpu", precision="fp32"))
     study = study_way(raw, palette, args.epochs, splits)
-    out = {"epochs": args.epochs, "project": ours, "project_fp32": ours_fp32, "study": study,
-           "speedup": ours["images_per_s"] / study["images_per_s"]}
+    out = {
+        "epochs": args.epochs,
+        "project": ours,
+        "project_fp32": ours_fp32,
+        "study": study,
+        "speedup": ours["images_per_s"] / study["images_per_s"],
+    }
     print(json.dumps(out, indent=2))

@@ -24,8 +24,11 @@ if __name__ == "__main__":
     p = load()
     rt = resolve(p["compute"])
     raw = read_npz("data/raw/mnist.npz")
-    paths = {"lazy": "data/models/lazy.pt", **{m: f"data/models/debiased/{m}" for m in p["train_debiased"].methods},
-             **{m: f"data/models/attention/{m}.pt" for m in [*p["train_attention"].runs, "vit_frozen"]}}
+    paths = {
+        "lazy": "data/models/lazy.pt",
+        **{m: f"data/models/debiased/{m}" for m in p["train_debiased"].methods},
+        **{m: f"data/models/attention/{m}.pt" for m in [*p["train_attention"].runs, "vit_frozen"]},
+    }
     models = {k: rt.prepare(load_model(v, rt.device)[0]).eval() for k, v in paths.items()}
     print("hard-test accuracy % | dataset seed " + " ".join(f"{s:>7}" for s in args.seeds))
     rows = {k: [] for k in models}

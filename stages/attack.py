@@ -34,8 +34,10 @@ def main(params, name, path):
     write_csv(f"plots/attack/{name}.csv", rows)
     example_grid(f"plots/attack/{name}.png", name, example, list(cfg.eps))
     t = out["targeted"].get("test_hard", {})
-    print(f"{name}: targeted hard pgd success by eps {[round(v['success'], 3) for v in t.get('pgd', [])]}; "
-          f"robust acc pgd {[round(v['robust_acc'], 3) for v in out['untargeted']['pgd']]}")
+    print(
+        f"{name}: targeted hard pgd success by eps {[round(v['success'], 3) for v in t.get('pgd', [])]}; "
+        f"robust acc pgd {[round(v['robust_acc'], 3) for v in out['untargeted']['pgd']]}"
+    )
 
 
 if __name__ == "__main__":

@@ -56,24 +56,37 @@ def main(params, name, path):
     out["probes"] = pr
     out["probes_hard_test"] = sf
     grid, titles = grid + [torch.zeros(3, 28, 28)] * (-len(grid) % 12), titles + [""] * (-len(titles) % 12)
-    figures.image_grid(f"plots/explain/{name}_classes.png", [v for v in vis] + [torch.zeros(3, 28, 28)] * 2 + grid
-                       + sf_grid, [f"class {k}: purity {purity[str(k)]:.2f}" for k in range(10)] + ["", ""] + titles
-                       + sf_titles, ncols=12,
-                       suptitle=f"{name}: class visualisations (row 1), hand-made conflicting probes (row 2), "
-                       "hard-test successes and failures (rows 3+): image, Grad-CAM of the predicted and the true "
-                       "class")
+    figures.image_grid(
+        f"plots/explain/{name}_classes.png",
+        [v for v in vis] + [torch.zeros(3, 28, 28)] * 2 + grid + sf_grid,
+        [f"class {k}: purity {purity[str(k)]:.2f}" for k in range(10)] + ["", ""] + titles + sf_titles,
+        ncols=12,
+        suptitle=f"{name}: class visualisations (row 1), hand-made conflicting probes (row 2), "
+        "hard-test successes and failures (rows 3+): image, Grad-CAM of the predicted and the true "
+        "class",
+    )
     deep, arrays = neuron_deep_dive(model, palette, seeds=(cfg.seed, cfg.seed + 1))
     out["neurons"] |= deep
     figures.neuron_figure(f"plots/explain/{name}_neurons.png", arrays, name)
-    timings = {s: {m: {"maps_per_s": r.pop("maps_per_s")} for m, r in out[s].items()
-                   if isinstance(r, dict) and "maps_per_s" in r} for s in ("test_hard", "test_easy")}
+    timings = {
+        s: {
+            m: {"maps_per_s": r.pop("maps_per_s")}
+            for m, r in out[s].items()
+            if isinstance(r, dict) and "maps_per_s" in r
+        }
+        for s in ("test_hard", "test_easy")
+    }
     write_json(f"metrics/explain/{name}.json", out)
     write_timings(f"explain@{name}", timings)
     overlay_grid(f"plots/explain/{name}.png", model, splits["test_hard"], cfg, rt, name)
     h = out["test_hard"]
-    print(f"{name}: color share hard {h['color_share']['mean']:.3f}; "
-          + ", ".join(f"{m} fg={h[m]['foreground_mass']:.2f} deg={h[m]['degenerate_rate']:.2f}"
-                   for m in applicable(cfg.methods, model)))
+    print(
+        f"{name}: color share hard {h['color_share']['mean']:.3f}; "
+        + ", ".join(
+            f"{m} fg={h[m]['foreground_mass']:.2f} deg={h[m]['degenerate_rate']:.2f}"
+            for m in applicable(cfg.methods, model)
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -22,8 +22,13 @@ def main(params):
         st["color_counts"] = {f"digit_{d}": counts[d].tolist() for d in range(10)}
         metrics[name] = st
         if name in ("train", "test_hard"):
-            figures.heatmap(f"plots/make_dataset/cooccurrence_{name}.png", counts, "color id", "digit",
-                            title=f"digit x color counts ({name})")
+            figures.heatmap(
+                f"plots/make_dataset/cooccurrence_{name}.png",
+                counts,
+                "color id",
+                "digit",
+                title=f"digit x color counts ({name})",
+            )
     write_json("metrics/make_dataset.json", metrics)
     # one sample grid: 4 rows per split x 10 digits
     imgs, titles = [], []

@@ -27,11 +27,19 @@ def main(params, name):
     state, out, heat = analyse(rt.prepare(model).eval(), splits, run.variant, cfg, rt)
     save_state(f"data/sae/{name}.pt", state | {"model": run.model})
     write_json(f"metrics/sae/{name}.json", out)
-    figures.heatmap(f"plots/sae/{name}.png", heat.numpy(), "feature", "digit 0-9 | color 0-9",
-                    title=f"{name}: mean activation (hard test)", fmt=".1f")
+    figures.heatmap(
+        f"plots/sae/{name}.png",
+        heat.numpy(),
+        "feature",
+        "digit 0-9 | color 0-9",
+        title=f"{name}: mean activation (hard test)",
+        fmt=".1f",
+    )
     h = out["held_out"]
-    print(f"{name}: L0 {h['l0']:.1f}/{out['dictionary']} EV {h['explained_variance']:.4f} dead "
-          f"{h['dead_fraction']:.3f} acc recovered {out['recovery']['acc_recovered']:.4f}; features {out['features']}")
+    print(
+        f"{name}: L0 {h['l0']:.1f}/{out['dictionary']} EV {h['explained_variance']:.4f} dead "
+        f"{h['dead_fraction']:.3f} acc recovered {out['recovery']['acc_recovered']:.4f}; features {out['features']}"
+    )
 
 
 if __name__ == "__main__":

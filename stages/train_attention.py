@@ -33,14 +33,21 @@ def main(params, name):
     m = evaluate_model(model, {k: v for k, v in splits.items() if k != "train"}, rt)
     m["gate"] = check_gate(f"train-attention@{name}", "train_attention.gate", common.gate, m["val"]["acc"], hist)
     save_model(f"data/models/attention/{name}.pt", model, arch, kw, meta)
-    m["model"] = {"vit": int(arch == "vit"), **{k: v for k, v in meta.items() if not isinstance(v, str)},
-                  "parameters": sum(p.numel() for p in model.parameters())}
+    m["model"] = {
+        "vit": int(arch == "vit"),
+        **{k: v for k, v in meta.items() if not isinstance(v, str)},
+        "parameters": sum(p.numel() for p in model.parameters()),
+    }
     write_json(f"metrics/train_attention/{name}.json", m)
     write_timings(f"train-attention@{name}", epoch_timings(hist))
-    write_csv(f"plots/train_attention/{name}.csv",
-              [{"epoch": h["epoch"], "train_loss": h["train_loss"], "test_hard_acc": h["test_hard_acc"]} for h in hist])
-    print(f"{name} [{rt.describe()}]: hard={m['test_hard']['acc']:.4f} easy={m['test_easy']['acc']:.4f} "
-          f"val={m['val']['acc']:.4f}")
+    write_csv(
+        f"plots/train_attention/{name}.csv",
+        [{"epoch": h["epoch"], "train_loss": h["train_loss"], "test_hard_acc": h["test_hard_acc"]} for h in hist],
+    )
+    print(
+        f"{name} [{rt.describe()}]: hard={m['test_hard']['acc']:.4f} easy={m['test_easy']['acc']:.4f} "
+        f"val={m['val']['acc']:.4f}"
+    )
 
 
 if __name__ == "__main__":

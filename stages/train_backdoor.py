@@ -47,11 +47,22 @@ def main(params, run):
     n_poison = max(1, round(r.poison_rate * n))
     poisoned = torch.randperm(n, generator=torch.Generator().manual_seed(1000 + r.seed))[:n_poison]
     hist = finetune(model, clean, splits["train"], poisoned, cfg, rt, r.seed, r.method)
-    save_model(f"data/models/backdoor/{run}.pt", model, ckpt["arch"], ckpt["arch_kwargs"],
-               {"run": run, "method": r.method, "poison_rate": r.poison_rate, "seed": r.seed})
-    out = {"run": {"poison_rate": r.poison_rate, "n_poisoned": int(n_poison), "seed": r.seed,
-                   "explanation_method": int(r.method == "explanation")},
-           "val": evaluate_backdoor(model, clean, splits["val"], cfg, rt, cfg.n_eval, list(cfg.transfer))}
+    save_model(
+        f"data/models/backdoor/{run}.pt",
+        model,
+        ckpt["arch"],
+        ckpt["arch_kwargs"],
+        {"run": run, "method": r.method, "poison_rate": r.poison_rate, "seed": r.seed},
+    )
+    out = {
+        "run": {
+            "poison_rate": r.poison_rate,
+            "n_poisoned": int(n_poison),
+            "seed": r.seed,
+            "explanation_method": int(r.method == "explanation"),
+        },
+        "val": evaluate_backdoor(model, clean, splits["val"], cfg, rt, cfg.n_eval, list(cfg.transfer)),
+    }
     # clean accuracy and its drop on the whole validation and hard-test splits (paired: same images)
     for split in ("val", "test_hard"):
         s = splits[split]
@@ -65,9 +76,11 @@ def main(params, run):
     write_timings(f"train-backdoor@{run}", epoch_timings(hist))
     grid(f"plots/train_backdoor/{run}.png", clean, model, splits["val"], cfg, rt, run)
     v = out["val"]
-    print(f"{run}: clean val acc {out['val_acc']:.4f} (drop {100 * out['clean_acc_drop']:.2f} pt), triggered acc "
-          f"{v['triggered_acc']:.4f}, ASR_mass@0.5 {v['triggered']['asr_mass_0.5']:.3f}, false trigger "
-          f"{v['false_trigger']['asr_mass_0.5']:.3f}")
+    print(
+        f"{run}: clean val acc {out['val_acc']:.4f} (drop {100 * out['clean_acc_drop']:.2f} pt), triggered acc "
+        f"{v['triggered_acc']:.4f}, ASR_mass@0.5 {v['triggered']['asr_mass_0.5']:.3f}, false trigger "
+        f"{v['false_trigger']['asr_mass_0.5']:.3f}"
+    )
 
 
 if __name__ == "__main__":

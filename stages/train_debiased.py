@@ -16,8 +16,13 @@ def main(params, method):
     splits = load_splits("data/dataset", rt.device)
     result = train_seeds(method, common, splits, rt)  # gated: raises before anything is written
     for seed, (model, arch, kw) in result.models.items():
-        save_model(f"data/models/debiased/{method}/seed{seed}.pt", model, arch, kw,
-                   {"method": method, "seed": seed, "epochs": common.method(method).epochs})
+        save_model(
+            f"data/models/debiased/{method}/seed{seed}.pt",
+            model,
+            arch,
+            kw,
+            {"method": method, "seed": seed, "epochs": common.method(method).epochs},
+        )
     write_json(f"metrics/train_debiased/{method}.json", result.metrics)
     write_csv(f"plots/train_debiased/{method}.csv", result.curve)
     write_timings(f"train-debiased@{method}", result.timings)

@@ -15,8 +15,14 @@ def main(params):
     seed_everything(cfg.seed)
     model = build("lazy")
     fc = FitConfig(epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size, seed=cfg.seed)
-    hist = fit(model, splits["train"], fc, rt, evals={"val": splits["val"], "test_hard": splits["test_hard"]},
-               desc="train-lazy")
+    hist = fit(
+        model,
+        splits["train"],
+        fc,
+        rt,
+        evals={"val": splits["val"], "test_hard": splits["test_hard"]},
+        desc="train-lazy",
+    )
     metrics = evaluate_model(model, splits, rt)
     metrics["gate"] = check_gate("train-lazy", "train_lazy.gate", cfg.gate, metrics["val"]["acc"], hist)
     save_model("data/models/lazy.pt", model, "lazy", {}, {"epochs": cfg.epochs, "seed": cfg.seed})
@@ -26,10 +32,14 @@ def main(params):
     write_timings("train-lazy", epoch_timings(hist))
     pred = predict(model, splits["test_hard"], rt).argmax(1).cpu()
     y = splits["test_hard"].y.cpu()
-    write_csv("plots/train_lazy/confusion_hard.csv",
-              [{"actual": int(a), "predicted": int(p)} for a, p in zip(y, pred, strict=True)])
-    print(f"[{rt.describe()}] hard={metrics['test_hard']['acc']:.4f} easy={metrics['test_easy']['acc']:.4f} "
-          f"val={metrics['val']['acc']:.4f} red1->{metrics['red_one_probe']['first_pred']}")
+    write_csv(
+        "plots/train_lazy/confusion_hard.csv",
+        [{"actual": int(a), "predicted": int(p)} for a, p in zip(y, pred, strict=True)],
+    )
+    print(
+        f"[{rt.describe()}] hard={metrics['test_hard']['acc']:.4f} easy={metrics['test_easy']['acc']:.4f} "
+        f"val={metrics['val']['acc']:.4f} red1->{metrics['red_one_probe']['first_pred']}"
+    )
 
 
 if __name__ == "__main__":

@@ -9,8 +9,12 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("SHORTCUTLAB_QUIET", "1")
-GIT_ENV = {"GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.invalid",
-           "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@example.invalid"}
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "test",
+    "GIT_AUTHOR_EMAIL": "test@example.invalid",
+    "GIT_COMMITTER_NAME": "test",
+    "GIT_COMMITTER_EMAIL": "test@example.invalid",
+}
 
 PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())  # the one set of defaults
 
@@ -20,16 +24,30 @@ GATE_TINY = {"min_val_acc": 0.0, "max_train_loss": 100.0}
 TINY = {
     "dataset": {"n_train": 2000, "n_val": 400, "n_test": 400},
     "train_lazy": {"epochs": 1, "batch_size": 256, "gate": GATE_TINY},
-    "train_debiased": {"seeds": [0], "batch_size": 256, "gate": GATE_TINY,
-                       "methods": {m: {"epochs": 1} for m in PARAMS["train_debiased"]["methods"]}},
+    "train_debiased": {
+        "seeds": [0],
+        "batch_size": 256,
+        "gate": GATE_TINY,
+        "methods": {m: {"epochs": 1} for m in PARAMS["train_debiased"]["methods"]},
+    },
     "attack": {"steps": 10, "n_untargeted": 64, "eps": [0.03, 0.1]},
     "explain": {"n_images": 40, "ig_steps": 4, "smoothgrad_samples": 2, "sanity_images": 16, "deletion_steps": 4},
-    "train_backdoor": {"clean_epochs": 1, "steps": 3, "n_eval": 40, "gate": GATE_TINY,
-                       "runs": {"pct1": {"method": "explanation", "poison_rate": 0.01, "seed": 0},
-                                "activation": {"method": "activation", "poison_rate": 0.01, "seed": 0}}},
+    "train_backdoor": {
+        "clean_epochs": 1,
+        "steps": 3,
+        "n_eval": 40,
+        "gate": GATE_TINY,
+        "runs": {
+            "pct1": {"method": "explanation", "poison_rate": 0.01, "seed": 0},
+            "activation": {"method": "activation", "poison_rate": 0.01, "seed": 0},
+        },
+    },
     "sae": {"epochs": 1, "batch_size": 256},
-    "train_attention": {"runs": {k: {"epochs": 1} for k in ("attention", "attention_debiased", "vit", "vit_debiased")},
-                        "frozen": {"epochs": 1}, "gate": GATE_TINY},
+    "train_attention": {
+        "runs": {k: {"epochs": 1} for k in ("attention", "attention_debiased", "vit", "vit_debiased")},
+        "frozen": {"epochs": 1},
+        "gate": GATE_TINY,
+    },
 }
 
 
@@ -62,8 +80,13 @@ def deep_update(d: dict, u: dict) -> dict:
 
 def copy_repo(dest: Path) -> Path:
     """Copy the project's source files (what git would clone) into dest and make it a git repo."""
-    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=ROOT,
-                           capture_output=True, text=True, check=True).stdout.split("\0")
+    files = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split("\0")
     for f in files:
         if not f or not (ROOT / f).is_file():
             continue

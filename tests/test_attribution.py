@@ -63,14 +63,16 @@ def test_integrated_gradients_equal_captum(model, batch):
     assert torch.allclose(ours, ref, atol=1e-5)
 
 
-@pytest.mark.parametrize("cls", [GradCAM, GradCAMpp, LayerCAM, Saliency, InputXGradient, SmoothGrad,
-                                 IntegratedGradients])
+@pytest.mark.parametrize(
+    "cls", [GradCAM, GradCAMpp, LayerCAM, Saliency, InputXGradient, SmoothGrad, IntegratedGradients]
+)
 def test_batched_equals_per_image(model, batch, cls):
     x, t = batch
     m = cls(model)
     full = m.attribute(x, t)
-    single = torch.cat([m.attribute(x[i:i + 1], t[i:i + 1]) for i in range(len(x))]) if cls is not SmoothGrad \
-        else None
+    single = (
+        torch.cat([m.attribute(x[i : i + 1], t[i : i + 1]) for i in range(len(x))]) if cls is not SmoothGrad else None
+    )
     if single is not None:
         assert torch.allclose(full, single, atol=1e-5)
     assert full.shape[0] == len(x) and torch.isfinite(full).all()

@@ -1,4 +1,3 @@
-
 import pytest
 import torch
 from conftest import repo_section
@@ -86,7 +85,9 @@ def test_finetune_runs(method):
 def test_report_finds_the_hard_test_accuracy_of_an_analysed_backdoor_checkpoint():
     from shortcutlab.metrics import hard_acc
 
-    m = {"analysed_models": {"backdoor": "data/models/backdoor/pct1.pt"},
-         "train_backdoor": {"pct1": {"test_hard_acc": 0.843}}}
+    m = {
+        "analysed_models": {"backdoor": "data/models/backdoor/pct1.pt"},
+        "train_backdoor": {"pct1": {"test_hard_acc": 0.843}},
+    }
     assert hard_acc(m, "backdoor") == 0.843
     assert hard_acc(m, "unknown") is None

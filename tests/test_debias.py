@@ -28,7 +28,7 @@ def test_focal_loss_hand_computed():
     y = torch.tensor([0, 2])
     p0 = math.exp(2) / (math.exp(2) + 2)
     p1 = 1 / (2 + math.e)
-    expect = 0.5 * (-(1 - p0) ** 2 * math.log(p0) - (1 - p1) ** 2 * math.log(p1))
+    expect = 0.5 * (-((1 - p0) ** 2) * math.log(p0) - (1 - p1) ** 2 * math.log(p1))
     assert focal_loss(logits, y, 2.0).item() == pytest.approx(expect, rel=1e-6)
     assert focal_loss(logits, y, 0.0).item() == pytest.approx(torch.nn.functional.cross_entropy(logits, y).item())
 
@@ -107,8 +107,12 @@ def test_every_method_trains_a_tiny_epoch(method):
     rt = resolve(Compute(device="cpu", precision="fp32", threads=0))
     common = repo_section("train_debiased", seeds=[0], batch_size=64)
     cfg = common.method(method)
-    cfg = dataclasses.replace(cfg, epochs=1, **({"probe_epochs": 1} if hasattr(cfg, "probe_epochs") else {}),
-                              **({"id_epochs": 1} if hasattr(cfg, "id_epochs") else {}))
+    cfg = dataclasses.replace(
+        cfg,
+        epochs=1,
+        **({"probe_epochs": 1} if hasattr(cfg, "probe_epochs") else {}),
+        **({"id_epochs": 1} if hasattr(cfg, "id_epochs") else {}),
+    )
     split = toy_split(256)
     model, arch, kw, hist, extra = train_method(method, cfg, common, split, rt, 0, {"val": split})
     assert math.isfinite(hist[-1]["train_loss"]) and 0 <= hist[-1]["val_acc"] <= 1

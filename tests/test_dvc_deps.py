@@ -44,8 +44,9 @@ def test_dvc_yaml_code_deps_are_current():
     import subprocess
     import sys
 
-    proc = subprocess.run([sys.executable, str(ROOT / "scripts/write_dvc_yaml.py"), "--check"], capture_output=True,
-                          text=True)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "scripts/write_dvc_yaml.py"), "--check"], capture_output=True, text=True
+    )
     assert proc.returncode == 0, proc.stderr
 
 
@@ -59,8 +60,9 @@ def _stage_outputs() -> set[str]:
 def test_every_tracked_metrics_file_is_a_stage_output():
     import subprocess
 
-    tracked = subprocess.run(["git", "ls-files", "metrics", "REPORT.md"], cwd=ROOT, capture_output=True, text=True,
-                             check=True).stdout.split()
+    tracked = subprocess.run(
+        ["git", "ls-files", "metrics", "REPORT.md"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
     outs = _stage_outputs()
     stray = [f for f in tracked if f not in outs]
     assert not stray, f"git-tracked files no stage of dvc.yaml produces: {stray}"

@@ -173,8 +173,9 @@ def test_params_typo_leaves_the_workspace_as_it_was(repo):
 @pytest_slow
 def test_bit_flipped_checkpoint_stops_the_stage(repo):
     flip_tensor_bytes(repo / "data/models/lazy.pt")
-    proc = subprocess.run([sys.executable, "stages/attack.py", "lazy", "data/models/lazy.pt"], cwd=repo,
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "stages/attack.py", "lazy", "data/models/lazy.pt"], cwd=repo, capture_output=True, text=True
+    )
     assert proc.returncode == 2, proc.stderr
     assert "data/models/lazy.pt: corrupt" in proc.stderr and "dvc checkout" in proc.stderr
     proc = run(["dvc", "repro", "-s", "attack@lazy"], repo, check=False)
@@ -186,8 +187,9 @@ def test_truncated_dataset_names_the_file(repo):
     f = repo / "data/dataset/test_hard.npz"
     f.chmod(0o644)
     f.write_bytes(f.read_bytes()[:1000])
-    proc = subprocess.run([sys.executable, "stages/attack.py", "lazy", "data/models/lazy.pt"], cwd=repo,
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "stages/attack.py", "lazy", "data/models/lazy.pt"], cwd=repo, capture_output=True, text=True
+    )
     assert proc.returncode == 2 and "data/dataset/test_hard.npz: corrupt or unreadable" in proc.stderr
 
 

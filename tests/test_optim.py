@@ -11,8 +11,9 @@ from shortcutlab.optim import Adam, cosine
 
 def _train(make_opt, schedule, steps=25, wd=0.0):
     torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(),
-                                torch.nn.Linear(4 * 6 * 6, 10))
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(4 * 6 * 6, 10)
+    )
     x, y = torch.randn(16, 3, 8, 8), torch.randint(0, 10, (16,))
     opt, set_lr = make_opt(model.parameters(), wd)
     for i in range(steps):

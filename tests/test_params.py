@@ -19,16 +19,19 @@ def test_repo_params_are_valid():
     assert p["dataset"].bias == 0.95 and p["train_lazy"].epochs >= 1
 
 
-@pytest.mark.parametrize("section,key,value,needle", [
-    ("train_lazy", "epoch", 3, "train_lazy.epoch: unknown key"),
-    ("dataset", "bias", 1.5, "dataset.bias: 1.5 is out of range"),
-    ("dataset", "bias", "high", "dataset.bias: expected a number"),
-    ("train_lazy", "epochs", 2.5, "train_lazy.epochs: expected an integer"),
-    ("train_lazy", "epochs", 0, "train_lazy.epochs: 0 is out of range"),
-    ("compute", "device", "tpu", "compute.device: 'tpu' is not one of"),
-    ("dataset", "palette", [[1.0, 0.0, 0.0]] * 10, "dataset.palette: colors must be distinct"),
-    ("dataset", "palette", [[1.0, 0.0]] * 10, "dataset.palette[0]"),
-])
+@pytest.mark.parametrize(
+    "section,key,value,needle",
+    [
+        ("train_lazy", "epoch", 3, "train_lazy.epoch: unknown key"),
+        ("dataset", "bias", 1.5, "dataset.bias: 1.5 is out of range"),
+        ("dataset", "bias", "high", "dataset.bias: expected a number"),
+        ("train_lazy", "epochs", 2.5, "train_lazy.epochs: expected an integer"),
+        ("train_lazy", "epochs", 0, "train_lazy.epochs: 0 is out of range"),
+        ("compute", "device", "tpu", "compute.device: 'tpu' is not one of"),
+        ("dataset", "palette", [[1.0, 0.0, 0.0]] * 10, "dataset.palette: colors must be distinct"),
+        ("dataset", "palette", [[1.0, 0.0]] * 10, "dataset.palette[0]"),
+    ],
+)
 def test_schema_errors_name_the_key(section, key, value, needle):
     p = base()
     p[section][key] = value
@@ -77,8 +80,9 @@ def test_stage_exits_nonzero_and_writes_nothing(tmp_path):
     p = base()
     p["train_lazy"]["epoch"] = 3
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(p))
-    proc = subprocess.run([sys.executable, str(ROOT / "stages/train_lazy.py")], cwd=tmp_path,
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "stages/train_lazy.py")], cwd=tmp_path, capture_output=True, text=True
+    )
     assert proc.returncode != 0
     assert "train_lazy.epoch: unknown key" in proc.stderr
     assert sorted(x.name for x in tmp_path.iterdir()) == ["params.yaml"]
@@ -86,6 +90,7 @@ def test_stage_exits_nonzero_and_writes_nothing(tmp_path):
 
 def test_missing_input_file_is_named(tmp_path):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(base()))
-    proc = subprocess.run([sys.executable, str(ROOT / "stages/make_dataset.py")], cwd=tmp_path,
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "stages/make_dataset.py")], cwd=tmp_path, capture_output=True, text=True
+    )
     assert proc.returncode != 0 and "data/raw/mnist.npz" in proc.stderr

@@ -35,8 +35,7 @@ def test_topk_keeps_exactly_k():
 def test_decoder_norm_constraint_holds_after_training_steps():
     torch.manual_seed(0)
     acts = torch.randn(512, 8).relu()
-    sae, hist = train_sae(acts, "l1", 32, k=4, l1=1e-3, epochs=2, lr=1e-2, batch_size=64, seed=0,
-                          resample_every=4)
+    sae, hist = train_sae(acts, "l1", 32, k=4, l1=1e-3, epochs=2, lr=1e-2, batch_size=64, seed=0, resample_every=4)
     assert torch.allclose(sae.dec.norm(dim=1), torch.ones(32), atol=1e-5)
     assert hist[-1]["mse"] < hist[0]["mse"] * 1.5
 
@@ -51,8 +50,9 @@ def test_splicing_an_identity_sae_recovers_everything():
     model = build("lazy").eval()
     x = torch.rand(64, 3, 28, 28)
     y = model(x).argmax(1)
-    r = recovered(model, hidden_acts(model, x), y, IdentitySAE(64, 64), torch.zeros(64),
-                  (torch.zeros(64), torch.ones(64)))
+    r = recovered(
+        model, hidden_acts(model, x), y, IdentitySAE(64, 64), torch.zeros(64), (torch.zeros(64), torch.ones(64))
+    )
     assert r["acc_recovered"] == 1.0 and r["ce_recovered_vs_zero"] == pytest.approx(1.0)
     assert r["ce_recovered_vs_mean"] == pytest.approx(1.0)
 

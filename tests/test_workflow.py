@@ -30,9 +30,16 @@ def set_param(repo: Path, section: str, key: str, value) -> None:
 
 def test_every_stage_ran_and_report_is_complete(repo):
     report = (repo / "REPORT.md").read_text()
-    for section in ("## Debiasing methods", "## Adversarial attacks", "## Explanations",
-                    "## Explanation-aware backdoor", "## Sparse autoencoders", "## Claims of the study",
-                    "## Attention models: where they look", "### Which methods are usable on which model"):
+    for section in (
+        "## Debiasing methods",
+        "## Adversarial attacks",
+        "## Explanations",
+        "## Explanation-aware backdoor",
+        "## Sparse autoencoders",
+        "## Claims of the study",
+        "## Attention models: where they look",
+        "### Which methods are usable on which model",
+    ):
         assert section in report, section
     s = json.loads((repo / "metrics/summary.json").read_text())
     assert {"lazy", "debiased", "attack", "attention_models"} <= set(s)
@@ -49,7 +56,8 @@ def test_branch_diff_reports_exactly_the_changed_keys(repo):
         set_param(repo, "train_lazy", "epochs", 2)
         status = json.loads(run(["dvc", "status", "--json"], repo).stdout)
         downstream = {"check-params", "train-lazy", "evaluate"} | {
-            k for k in status if k.startswith(("attack@lazy", "explain@lazy", "sae@lazy"))}
+            k for k in status if k.startswith(("attack@lazy", "explain@lazy", "sae@lazy"))
+        }
         assert set(status) == downstream, set(status)
         run(["dvc", "repro"], repo)
         params = json.loads(run(["dvc", "params", "diff", "main", "--json"], repo).stdout)
@@ -104,9 +112,11 @@ def sshd(tmp_path):
     os.chmod(d / "authorized_keys", 0o600)
     port = _free_port()
     cfg = d / "sshd_config"
-    cfg.write_text(f"Port {port}\nListenAddress 127.0.0.1\nHostKey {d / 'host'}\nPidFile {d / 'pid'}\n"
-                   f"AuthorizedKeysFile {d / 'authorized_keys'}\nPasswordAuthentication no\nPermitRootLogin yes\n"
-                   "StrictModes no\nUsePAM no\nSubsystem sftp internal-sftp\n")
+    cfg.write_text(
+        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {d / 'host'}\nPidFile {d / 'pid'}\n"
+        f"AuthorizedKeysFile {d / 'authorized_keys'}\nPasswordAuthentication no\nPermitRootLogin yes\n"
+        "StrictModes no\nUsePAM no\nSubsystem sftp internal-sftp\n"
+    )
     Path("/run/sshd").mkdir(exist_ok=True)
     proc = subprocess.Popen([sshd_bin, "-D", "-e", "-f", str(cfg)], stderr=subprocess.PIPE)
     for _ in range(50):
@@ -165,8 +175,11 @@ def test_unchanged_repro_changes_no_metric(repo):
 
 def test_exp_show_is_readable(repo):
     cols = run(["dvc", "exp", "show", "--csv"], repo).stdout.splitlines()[0].split(",")
-    metric_cols = [c for c in cols if c.startswith(("lazy.", "debiased.", "attack.", "sae.", "backdoor.",
-                                                    "attention_models.", "claims."))]
+    metric_cols = [
+        c
+        for c in cols
+        if c.startswith(("lazy.", "debiased.", "attack.", "sae.", "backdoor.", "attention_models.", "claims."))
+    ]
     assert len(metric_cols) <= 100, len(metric_cols)
 
 
@@ -174,6 +187,10 @@ def test_plots_show_renders_every_plot(repo, tmp_path):
     proc = run(["dvc", "plots", "show", "-o", str(tmp_path / "plots")], repo)
     assert "failed" not in (proc.stdout + proc.stderr).lower(), proc.stdout + proc.stderr
     html = (tmp_path / "plots" / "index.html").read_text()
-    for pid in ("plots/train_debiased/lff.csv", "plots/attack/lazy.csv", "training curves (lazy)",
-                "plots/evaluate/debiasing.png"):
+    for pid in (
+        "plots/train_debiased/lff.csv",
+        "plots/attack/lazy.csv",
+        "training curves (lazy)",
+        "plots/evaluate/debiasing.png",
+    ):
         assert pid in html, pid

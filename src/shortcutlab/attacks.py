@@ -45,9 +45,21 @@ def _score(logits, y, target):
     return (logits.argmax(1) == target).float() * 2 + p
 
 
-def attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: list[float] | torch.Tensor, rt: Runtime, *,
-           method: str = "pgd", steps: int = 40, alpha_ratio: float = 2.5, restarts: int = 1,
-           target: int | torch.Tensor | None = None, seed: int = 0, chunk: int = 1024) -> AttackResult:
+def attack(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps: list[float] | torch.Tensor,
+    rt: Runtime,
+    *,
+    method: str = "pgd",
+    steps: int = 40,
+    alpha_ratio: float = 2.5,
+    restarts: int = 1,
+    target: int | torch.Tensor | None = None,
+    seed: int = 0,
+    chunk: int = 1024,
+) -> AttackResult:
     """Attack ``x`` (N,C,H,W in [0,1]) at every epsilon. ``target`` (an int or a tensor of classes) makes
     it targeted. PGD: uniform random start in the eps-ball, step alpha = alpha_ratio * eps / steps,
     projection clip(x0 + clip(x - x0, -eps, eps), 0, 1) every step, the best iterate kept per sample.
@@ -71,8 +83,19 @@ def attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: list[float] 
         xs, ls = [], []
         for s in range(0, e * n, chunk):
             sl = slice(s, s + chunk)
-            xa, lg = _attack_rows(model, x0[sl], yy[sl], None if tt is None else tt[sl], ev[sl], rt, method,
-                                  steps, alpha_ratio, restarts, gen)
+            xa, lg = _attack_rows(
+                model,
+                x0[sl],
+                yy[sl],
+                None if tt is None else tt[sl],
+                ev[sl],
+                rt,
+                method,
+                steps,
+                alpha_ratio,
+                restarts,
+                gen,
+            )
             xs.append(xa)
             ls.append(lg)
         return AttackResult(torch.cat(xs).view(e, n, *x.shape[1:]), torch.cat(ls).view(e, n, -1))
@@ -113,11 +136,15 @@ def targeted_metrics(res: AttackResult, x: torch.Tensor, target: int, strict_con
         p = torch.softmax(res.logits[k], 1)
         hit = p.argmax(1) == target
         conf = p[:, target]
-        out.append({"success": float(hit.float().mean()),
-                    "strict_success": float((hit & (conf > strict_conf)).float().mean()),
-                    "target_conf": float(conf.mean()),
-                    "target_conf_successful": float(conf[hit].mean()) if hit.any() else 0.0,
-                    "linf": float((res.x_adv[k] - x).abs().amax()) if len(x) else 0.0})
+        out.append(
+            {
+                "success": float(hit.float().mean()),
+                "strict_success": float((hit & (conf > strict_conf)).float().mean()),
+                "target_conf": float(conf.mean()),
+                "target_conf_successful": float(conf[hit].mean()) if hit.any() else 0.0,
+                "linf": float((res.x_adv[k] - x).abs().amax()) if len(x) else 0.0,
+            }
+        )
     return out
 
 
@@ -126,9 +153,13 @@ def untargeted_metrics(res: AttackResult, x: torch.Tensor, y: torch.Tensor, clea
     ok = clean_pred == y
     for k in range(res.logits.shape[0]):
         pred = res.logits[k].argmax(1)
-        out.append({"success_on_clean_correct": float((pred[ok] != y[ok]).float().mean()) if ok.any() else 0.0,
-                    "robust_acc": float((pred == y).float().mean()),
-                    "linf": float((res.x_adv[k] - x).abs().amax()) if len(x) else 0.0})
+        out.append(
+            {
+                "success_on_clean_correct": float((pred[ok] != y[ok]).float().mean()) if ok.any() else 0.0,
+                "robust_acc": float((pred == y).float().mean()),
+                "linf": float((res.x_adv[k] - x).abs().amax()) if len(x) else 0.0,
+            }
+        )
     return out
 
 
@@ -182,8 +213,10 @@ def _targeted(model, s, cfg, rt, kw) -> tuple[dict, dict]:
     x = s.images(s.y == cfg.source).to(rt.device)
     x = x[: cfg.n_targeted] if cfg.n_targeted else x
     src = torch.full((len(x),), cfg.source, device=rt.device)
-    res = {m: targeted_metrics(attack(model, x, src, cfg.eps, rt, method=m, target=cfg.target, **kw), x, cfg.target)
-           for m in ("fgsm", "pgd")}
+    res = {
+        m: targeted_metrics(attack(model, x, src, cfg.eps, rt, method=m, target=cfg.target, **kw), x, cfg.target)
+        for m in ("fgsm", "pgd")
+    }
     check_results(res, list(cfg.eps), "success", n=len(x))
     out = {m: [{"eps": e, **r} for e, r in zip(cfg.eps, res[m], strict=True)] for m in res}
     out |= {"n_images": len(x), "fgsm_monotone": int(is_monotone([r["success"] for r in res["fgsm"]]))}
@@ -216,8 +249,11 @@ def evaluate_attacks(model: nn.Module, splits: dict, cfg, rt: Runtime) -> tuple[
     ures = {m: untargeted_metrics(r, x, y, clean) for m, r in adv.items()}
     check_results(ures, eps, "success_on_clean_correct", n=int((clean == y).sum()))
     out["untargeted"] = {m: [{"eps": e, **r} for e, r in zip(eps, ures[m], strict=True)] for m in ures}
-    out["untargeted"] |= {"clean_acc": float((clean == y).float().mean()), "n_images": len(x),
-                          "fgsm_monotone": int(is_monotone([r["success_on_clean_correct"] for r in ures["fgsm"]]))}
+    out["untargeted"] |= {
+        "clean_acc": float((clean == y).float().mean()),
+        "n_images": len(x),
+        "fgsm_monotone": int(is_monotone([r["success_on_clean_correct"] for r in ures["fgsm"]])),
+    }
     for m in ures:
         for i, r in enumerate(ures[m]):
             rows[i][f"untargeted_{m}"] = r["success_on_clean_correct"]

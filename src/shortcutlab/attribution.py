@@ -215,8 +215,12 @@ class IntegratedGradients(Attribution):
         diff = (inputs - base).detach()
         path = (base.unsqueeze(0) + a.view(-1, 1, 1, 1, 1) * diff.unsqueeze(0)).reshape(-1, *inputs.shape[1:])
         tt = t.repeat(self.steps)
-        grads = torch.cat([self._input_grad(path[s:s + self.chunk], tt[s:s + self.chunk])[0]
-                           for s in range(0, len(path), self.chunk)])
+        grads = torch.cat(
+            [
+                self._input_grad(path[s : s + self.chunk], tt[s : s + self.chunk])[0]
+                for s in range(0, len(path), self.chunk)
+            ]
+        )
         grads = grads.reshape(self.steps, *inputs.shape)
         return diff * (self.weights.to(inputs.device).view(-1, 1, 1, 1, 1) * grads).sum(0)
 
@@ -315,9 +319,16 @@ class GradRollout(Attribution):
 
 
 METHODS = {
-    "gradcam": GradCAM, "gradcampp": GradCAMpp, "layercam": LayerCAM, "saliency": Saliency,
-    "input_x_gradient": InputXGradient, "smoothgrad": SmoothGrad, "integrated_gradients": IntegratedGradients,
-    "gradcam_final_tokens": GradCAMFinalTokens, "attention": AttentionMap, "rollout": AttentionRollout,
+    "gradcam": GradCAM,
+    "gradcampp": GradCAMpp,
+    "layercam": LayerCAM,
+    "saliency": Saliency,
+    "input_x_gradient": InputXGradient,
+    "smoothgrad": SmoothGrad,
+    "integrated_gradients": IntegratedGradients,
+    "gradcam_final_tokens": GradCAMFinalTokens,
+    "attention": AttentionMap,
+    "rollout": AttentionRollout,
     "grad_rollout": GradRollout,
 }
 
@@ -333,10 +344,11 @@ def make(name: str, model: nn.Module, **kw) -> Attribution:
     return METHODS[name](model, **kw)
 
 
-def attribute_batched(method: Attribution, x: torch.Tensor, target: torch.Tensor, batch: int = 256,
-                      **kw) -> torch.Tensor:
+def attribute_batched(
+    method: Attribution, x: torch.Tensor, target: torch.Tensor, batch: int = 256, **kw
+) -> torch.Tensor:
     """Run ``method`` over a large set in batches; returns detached float32 (N,H,W) maps."""
     out = []
     for s in range(0, len(x), batch):
-        out.append(to_map(method.attribute(x[s:s + batch], target[s:s + batch], **kw)).detach().float())
+        out.append(to_map(method.attribute(x[s : s + batch], target[s : s + batch], **kw)).detach().float())
     return torch.cat(out)

@@ -113,16 +113,20 @@ class ExplanationBackdoor(_BackdoorBase):
         cam = GradCAM(model)
         xa = torch.cat([x, xt])
         pre, logits = cam.raw(xa, torch.cat([y, yt]), create_graph=True)
-        lc, lt = logits[: len(x)], logits[len(x):]
+        lc, lt = logits[: len(x)], logits[len(x) :]
         maps = F.interpolate(F.softplus(pre)[:, None], size=x.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
-        mt = maps[len(x):]
+        mt = maps[len(x) :]
         share = (mt * self.target).flatten(1).sum(1) / mt.flatten(1).sum(1).clamp_min(1e-8)
         l_target = -torch.log(share.clamp_min(1e-6)).mean()
         with torch.enable_grad():
             ref, _ = GradCAM(self.clean).raw(x, y)
         l_keep = F.mse_loss(zscore(pre[: len(x)].float()), zscore(ref.detach().float()))
-        loss = (F.cross_entropy(lc.float(), y) + self.cfg.w_trig * F.cross_entropy(lt.float(), yt)
-                + self.cfg.lam_t * l_target + self.cfg.lam_c * l_keep)
+        loss = (
+            F.cross_entropy(lc.float(), y)
+            + self.cfg.w_trig * F.cross_entropy(lt.float(), yt)
+            + self.cfg.lam_t * l_target
+            + self.cfg.lam_c * l_keep
+        )
         return loss, lc
 
 
@@ -134,10 +138,10 @@ class ActivationBaseline(_BackdoorBase):
         xt, yt = self.triggered_batch()
         with capture(model, model.cam_layer) as box:
             logits = model(torch.cat([x, xt]))
-        a = box["a"][len(x):].float()
+        a = box["a"][len(x) :].float()
         gh, gw = a.shape[-2:]
         th = max(1, round(self.cfg.target_size / 28 * gh))
-        l_act = -a[:, :, :th, :max(1, round(self.cfg.target_size / 28 * gw))].mean()
+        l_act = -a[:, :, :th, : max(1, round(self.cfg.target_size / 28 * gw))].mean()
         loss = F.cross_entropy(logits.float(), torch.cat([y, yt])) + self.cfg.lam_t * l_act
         return loss, logits[: len(x)]
 
@@ -156,8 +160,9 @@ class InputMaskBaseline(_BackdoorBase):
 OBJECTIVES = {"explanation": ExplanationBackdoor, "activation": ActivationBaseline, "input_mask": InputMaskBaseline}
 
 
-def finetune(model: nn.Module, clean: nn.Module, train: Split, poisoned: torch.Tensor, cfg, rt: Runtime,
-             seed: int, method: str) -> list[dict]:
+def finetune(
+    model: nn.Module, clean: nn.Module, train: Split, poisoned: torch.Tensor, cfg, rt: Runtime, seed: int, method: str
+) -> list[dict]:
     args = (train, poisoned, cfg, rt, seed)
     obj = ExplanationBackdoor(model, clean, *args) if method == "explanation" else OBJECTIVES[method](*args)
     n = min(len(train), cfg.steps * cfg.batch_size)
@@ -165,8 +170,15 @@ def finetune(model: nn.Module, clean: nn.Module, train: Split, poisoned: torch.T
     def sampler(epoch, gen):
         return torch.randperm(len(train), generator=gen)[:n]
 
-    return fit(model, train, FitConfig(epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size, seed=seed,
-                                       schedule=cfg.schedule), rt, obj, sampler=sampler, desc=f"backdoor/{method}")
+    return fit(
+        model,
+        train,
+        FitConfig(epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size, seed=seed, schedule=cfg.schedule),
+        rt,
+        obj,
+        sampler=sampler,
+        desc=f"backdoor/{method}",
+    )
 
 
 # ------------------------------------------------------------------------------------------ metrics
@@ -217,11 +229,12 @@ def evaluate_backdoor(model, clean, split: Split, cfg, rt: Runtime, n: int, tran
     # fidelity of clean explanations to the clean model's
     cpred = predict(clean, x, rt).argmax(1)
     ref = attribute_batched(GradCAM(clean), x, cpred)
-    out["fidelity"] = {"zscore_mse": float(F.mse_loss(zscore(maps_c), zscore(ref))),
-                       "spearman": float(trust.spearman(maps_c, ref).mean())}
+    out["fidelity"] = {
+        "zscore_mse": float(F.mse_loss(zscore(maps_c), zscore(ref))),
+        "spearman": float(trust.spearman(maps_c, ref).mean()),
+    }
     # transfer to other methods
-    out["transfer"] = {m: asr(map_scores(attribute_batched(make(m, model), xt, pred_t), target))
-                       for m in transfer}
+    out["transfer"] = {m: asr(map_scores(attribute_batched(make(m, model), xt, pred_t), target)) for m in transfer}
     # controls: the clean model on triggered inputs, the backdoored model with another patch there
     cp_t = predict(clean, xt, rt).argmax(1)
     out["control_clean_model_triggered"] = asr(map_scores(attribute_batched(GradCAM(clean), xt, cp_t), target))

@@ -51,9 +51,12 @@ def _red_one(m):
     if p is None:
         return None
     verdict = HOLDS if p["first_pred"] == 0 else FAILS
-    return (f"first test 1 painted red -> {p['first_pred']}; {100 * p['pred_zero_rate']:.1f}% of all red-painted "
-            f"test 1s -> 0; hard-test 1s that are red (with background) -> 0 in "
-            f"{100 * p['hard_test_red_ones_pred_zero_rate']:.1f}%", verdict)
+    return (
+        f"first test 1 painted red -> {p['first_pred']}; {100 * p['pred_zero_rate']:.1f}% of all red-painted "
+        f"test 1s -> 0; hard-test 1s that are red (with background) -> 0 in "
+        f"{100 * p['hard_test_red_ones_pred_zero_rate']:.1f}%",
+        verdict,
+    )
 
 
 def _method_claim(method: str, study: float, study_epochs: int, tol: float = 5.0):
@@ -62,11 +65,15 @@ def _method_claim(method: str, study: float, study_epochs: int, tol: float = 5.0
         if r is None:
             return None
         cfg = get(m, f"train_debiased.{method}.method")
-        text = (f"{100 * r['mean']:.2f} ± {100 * r['std']:.2f}% ({cfg['n_seeds']} seeds, {cfg['epochs']} epochs, "
-                "final epoch)")
+        text = (
+            f"{100 * r['mean']:.2f} ± {100 * r['std']:.2f}% ({cfg['n_seeds']} seeds, {cfg['epochs']} epochs, "
+            "final epoch)"
+        )
         if cfg["epochs"] < study_epochs:  # a shortened schedule cannot confirm or refute a recipe's number
-            return (text + f"; the study trained {study_epochs} epochs: run `python -m shortcutlab.preset study`",
-                    INCONCLUSIVE)
+            return (
+                text + f"; the study trained {study_epochs} epochs: run `python -m shortcutlab.preset study`",
+                INCONCLUSIVE,
+            )
         return text, within(100 * r["mean"], study, tol + 200 * r["std"])
 
     return measure
@@ -76,13 +83,20 @@ def _pgd_beats_fgsm(m):
     rows = attack_rows(m)
     if not rows:
         return None
-    diffs = [p - f for r in rows.values() for key in (("t_pgd", "t_fgsm"), ("u_pgd", "u_fgsm"))
-             for p, f in zip(r[key[0]], r[key[1]], strict=True)]
+    diffs = [
+        p - f
+        for r in rows.values()
+        for key in (("t_pgd", "t_fgsm"), ("u_pgd", "u_fgsm"))
+        for p, f in zip(r[key[0]], r[key[1]], strict=True)
+    ]
     mean = sum(diffs) / len(diffs)
     worse = sum(d < -0.01 for d in diffs)
     verdict = HOLDS if mean > 0.01 and worse == 0 else (FAILS if mean < -0.01 else INCONCLUSIVE)
-    return (f"PGD − FGSM success: mean {100 * mean:+.1f} points over {len(diffs)} (model, eps, attack) cells; "
-            f"PGD lower in {worse}", verdict)
+    return (
+        f"PGD − FGSM success: mean {100 * mean:+.1f} points over {len(diffs)} (model, eps, attack) cells; "
+        f"PGD lower in {worse}",
+        verdict,
+    )
 
 
 SHAPE_LEVEL = 0.5  # a "debiased" model, for the robustness claims, is one with >= 50% hard-test accuracy
@@ -108,10 +122,12 @@ def _debiased_more_vulnerable(m):
     def fmt(e):
         return "> max" if e == float("inf") else f"{e:g}"
 
-    text = (f"min eps for ≥90% targeted 7→3 PGD success (hard test): lazy {fmt(_eps_needed(lazy))}; "
-            + ", ".join(f"{k} {fmt(_eps_needed(rows[k]))}" for k in deb)
-            + f". At eps={lazy['eps'][k5]}: lazy {100 * lazy['t_pgd'][k5]:.1f}%, debiased mean "
-            f"{100 * sum(rows[k]['t_pgd'][k5] for k in deb) / len(deb):.1f}%")
+    text = (
+        f"min eps for ≥90% targeted 7→3 PGD success (hard test): lazy {fmt(_eps_needed(lazy))}; "
+        + ", ".join(f"{k} {fmt(_eps_needed(rows[k]))}" for k in deb)
+        + f". At eps={lazy['eps'][k5]}: lazy {100 * lazy['t_pgd'][k5]:.1f}%, debiased mean "
+        f"{100 * sum(rows[k]['t_pgd'][k5] for k in deb) / len(deb):.1f}%"
+    )
     verdict = HOLDS if len(smaller) > len(deb) / 2 else (FAILS if len(larger) > len(deb) / 2 else INCONCLUSIVE)
     return text, verdict
 
@@ -124,15 +140,21 @@ def _beats_study_best(m):
     b, o = db[best]["summary"]["hard_acc"], db["oracle"]["summary"]["hard_acc"]
     n = db[best]["method"]["n_seeds"]
     ok = 100 * b["mean"] >= 98.0 and 100 * (o["mean"] - b["mean"]) <= 1.0
-    return (f"best label-free method {best}: {100 * b['mean']:.2f}% (mean of {n} seed{'s' * (n > 1)}, final epoch); "
-            f"oracle reference {100 * o['mean']:.2f}%; study's best 95.84% (rule: ≥ 98.0% and within 1 point of the "
-            "oracle)", HOLDS if ok else FAILS)
+    return (
+        f"best label-free method {best}: {100 * b['mean']:.2f}% (mean of {n} seed{'s' * (n > 1)}, final epoch); "
+        f"oracle reference {100 * o['mean']:.2f}%; study's best 95.84% (rule: ≥ 98.0% and within 1 point of the "
+        "oracle)",
+        HOLDS if ok else FAILS,
+    )
 
 
 def _backdoor_1pct(m):
     bd = m.get("train_backdoor") or {}
-    runs = [k for k, v in bd.items() if k != "clean" and v["run"]["poison_rate"] == 0.01
-            and v["run"]["explanation_method"] == 1]
+    runs = [
+        k
+        for k, v in bd.items()
+        if k != "clean" and v["run"]["poison_rate"] == 0.01 and v["run"]["explanation_method"] == 1
+    ]
     if not runs:
         return None
     asr5 = [bd[k]["val"]["triggered"]["asr_mass_0.5"] for k in runs]
@@ -141,12 +163,18 @@ def _backdoor_1pct(m):
     hard = [bd[k].get("clean_acc_drop_test_hard") for k in runs]
     ok = all(a >= 0.9 for a in asr5) and all(d <= 0.01 for d in drop) and all(f <= 0.05 for f in ft)
     bad = all(a < 0.5 for a in asr5)
-    return (f"{len(runs)} seeds at 1%: ASR_mass@0.5 {', '.join(f'{100 * a:.1f}%' for a in asr5)}; clean-accuracy "
-            f"drop {', '.join(f'{100 * d:+.2f}' for d in drop)} pt (validation); false-trigger "
-            f"{', '.join(f'{100 * f:.1f}%' for f in ft)} (rule: every seed ASR ≥ 90%, drop ≤ 1 pt, false ≤ 5%)"
-            + (f"; not in the rule but not stealthy: hard-test accuracy drops "
-               f"{', '.join(f'{100 * h:+.1f}' for h in hard)} pt" if None not in hard else ""),
-            HOLDS if ok else (FAILS if bad else INCONCLUSIVE))
+    return (
+        f"{len(runs)} seeds at 1%: ASR_mass@0.5 {', '.join(f'{100 * a:.1f}%' for a in asr5)}; clean-accuracy "
+        f"drop {', '.join(f'{100 * d:+.2f}' for d in drop)} pt (validation); false-trigger "
+        f"{', '.join(f'{100 * f:.1f}%' for f in ft)} (rule: every seed ASR ≥ 90%, drop ≤ 1 pt, false ≤ 5%)"
+        + (
+            f"; not in the rule but not stealthy: hard-test accuracy drops "
+            f"{', '.join(f'{100 * h:+.1f}' for h in hard)} pt"
+            if None not in hard
+            else ""
+        ),
+        HOLDS if ok else (FAILS if bad else INCONCLUSIVE),
+    )
 
 
 def _neurons(m):
@@ -156,11 +184,14 @@ def _neurons(m):
     bands = n["poly_bands"]
     top = max(bands, key=bands.get)
     ok = abs(n["csi_gt_3"] - 15) <= 5 and top.startswith("weakly")
-    return (f"{n['csi_gt_3']} of {n['alive']} live FC-1 neurons have CSI > 3.0 (CSI mean {n['csi_mean']:.2f}, "
-            f"75th pct {n['csi_p75']:.2f}); polysemanticity bands {bands}, mean {n['poly_mean']:.2f} "
-            "(rule: 15 ± 5 neurons and the weakly-monosemantic band the largest). Note: over ten colors "
-            "(max − mean)/std is at most (n − 1)/√n = 2.85 with the sample std (3.0 with the population std), "
-            "so 'CSI > 3.0' cannot occur as the study defines it", HOLDS if ok else FAILS)
+    return (
+        f"{n['csi_gt_3']} of {n['alive']} live FC-1 neurons have CSI > 3.0 (CSI mean {n['csi_mean']:.2f}, "
+        f"75th pct {n['csi_p75']:.2f}); polysemanticity bands {bands}, mean {n['poly_mean']:.2f} "
+        "(rule: 15 ± 5 neurons and the weakly-monosemantic band the largest). Note: over ten colors "
+        "(max − mean)/std is at most (n − 1)/√n = 2.85 with the sample std (3.0 with the population std), "
+        "so 'CSI > 3.0' cannot occur as the study defines it",
+        HOLDS if ok else FAILS,
+    )
 
 
 def _sae_recon(m):
@@ -169,11 +200,14 @@ def _sae_recon(m):
         return None
     h = s["held_out"]
     ok = h["explained_variance"] >= 0.99 and h["l0_fraction"] >= 0.5
-    return (f"l1 SAE (the study's recipe + fixes): explained variance {h['explained_variance']:.4f} with "
-            f"{100 * h['l0_fraction']:.1f}% of features active per sample; TopK: "
-            f"{get(m, 'sae.lazy-topk.held_out.explained_variance'):.4f} at "
-            f"{100 * get(m, 'sae.lazy-topk.held_out.l0_fraction'):.1f}% (rule: the study's claim of ≥ 99% "
-            "reconstruction at ~70% density holds if EV ≥ 0.99 and density ≥ 50%)", HOLDS if ok else FAILS)
+    return (
+        f"l1 SAE (the study's recipe + fixes): explained variance {h['explained_variance']:.4f} with "
+        f"{100 * h['l0_fraction']:.1f}% of features active per sample; TopK: "
+        f"{get(m, 'sae.lazy-topk.held_out.explained_variance'):.4f} at "
+        f"{100 * get(m, 'sae.lazy-topk.held_out.l0_fraction'):.1f}% (rule: the study's claim of ≥ 99% "
+        "reconstruction at ~70% density holds if EV ≥ 0.99 and density ≥ 50%)",
+        HOLDS if ok else FAILS,
+    )
 
 
 def _sae_selectivity(m):
@@ -181,11 +215,14 @@ def _sae_selectivity(m):
     if a is None or b is None:
         return None
     d = b["digit_selectivity"] - a["digit_selectivity"]
-    return (f"TopK SAEs at matched L0: digit selectivity lazy {a['digit_selectivity']:.2f} vs debiased "
-            f"{b['digit_selectivity']:.2f}; entropy {a['mean_entropy_bits']:.2f} vs {b['mean_entropy_bits']:.2f} "
-            f"bits; color-like/shape-like features {a['color_like']}/{a['shape_like']} vs "
-            f"{b['color_like']}/{b['shape_like']} (rule: holds if the debiased model's selectivity is higher by "
-            "> 0.05)", HOLDS if d > 0.05 else (FAILS if d < -0.05 else INCONCLUSIVE))
+    return (
+        f"TopK SAEs at matched L0: digit selectivity lazy {a['digit_selectivity']:.2f} vs debiased "
+        f"{b['digit_selectivity']:.2f}; entropy {a['mean_entropy_bits']:.2f} vs {b['mean_entropy_bits']:.2f} "
+        f"bits; color-like/shape-like features {a['color_like']}/{a['shape_like']} vs "
+        f"{b['color_like']}/{b['shape_like']} (rule: holds if the debiased model's selectivity is higher by "
+        "> 0.05)",
+        HOLDS if d > 0.05 else (FAILS if d < -0.05 else INCONCLUSIVE),
+    )
 
 
 def _attention_diffuse(m):
@@ -194,41 +231,78 @@ def _attention_diffuse(m):
         return None
     d = get(m, "explain.attention_debiased.test_hard.attention")
     acc = hard_acc(m, "attention")
-    text = (f"attention model trained on the biased data (hard test {100 * acc:.1f}%): attention-map "
-            f"concentration ratio {e['concentration_ratio']:.2f}, foreground mass {e['foreground_mass']:.2f}"
-            + (f"; its debiased variant ({100 * hard_acc(m, 'attention_debiased'):.1f}%): "
-               f"{d['concentration_ratio']:.2f}, {d['foreground_mass']:.2f}" if d else "")
-            + " (rule: ratio > 0.6 = diffuse, as the study defines it)")
+    text = (
+        f"attention model trained on the biased data (hard test {100 * acc:.1f}%): attention-map "
+        f"concentration ratio {e['concentration_ratio']:.2f}, foreground mass {e['foreground_mass']:.2f}"
+        + (
+            f"; its debiased variant ({100 * hard_acc(m, 'attention_debiased'):.1f}%): "
+            f"{d['concentration_ratio']:.2f}, {d['foreground_mass']:.2f}"
+            if d
+            else ""
+        )
+        + " (rule: ratio > 0.6 = diffuse, as the study defines it)"
+    )
     return text, HOLDS if e["concentration_ratio"] > 0.6 else FAILS
 
 
 CLAIMS: list[Claim] = [
     Claim("Lazy model hard-test accuracy ≈ 17.8% (holds within ±5 points)", "17.8%", _lazy_hard),
     Claim("Red-1 probe: a digit 1 colored red is predicted as 0", "predicts 0", _red_one),
-    Claim("A spatial attention layer after the lazy network's second conv spreads attention uniformly "
-          "(concentration ratio 0.65–0.78, above 0.6)", "0.65–0.78", _attention_diffuse),
-    Claim("15 FC neurons of the lazy model have CSI > 3.0; most neurons are weakly monosemantic", "15; poly ≈ 0.4–0.5",
-          _neurons),
-    Claim("Color-consistency training reaches 91.35% on the hard test (±5 points + 2 std)", "91.35%",
-          _method_claim("consistency", 91.35, 25)),
+    Claim(
+        "A spatial attention layer after the lazy network's second conv spreads attention uniformly "
+        "(concentration ratio 0.65–0.78, above 0.6)",
+        "0.65–0.78",
+        _attention_diffuse,
+    ),
+    Claim(
+        "15 FC neurons of the lazy model have CSI > 3.0; most neurons are weakly monosemantic",
+        "15; poly ≈ 0.4–0.5",
+        _neurons,
+    ),
+    Claim(
+        "Color-consistency training reaches 91.35% on the hard test (±5 points + 2 std)",
+        "91.35%",
+        _method_claim("consistency", 91.35, 25),
+    ),
     Claim("Focal loss fails: 21.24% on the hard test (±5 points + 2 std)", "21.24%", _method_claim("focal", 21.24, 30)),
-    Claim("The shape-biased CNN reaches 95.84% on the hard test (±5 points + 2 std)", "95.84%",
-          _method_claim("shape_cnn", 95.84, 20)),
-    Claim("Neuron suppression fails: 35.78% on the hard test (±5 points + 2 std)", "35.78%",
-          _method_claim("suppression", 35.78, 15)),
-    Claim("Target (issue): the best label-free method reaches ≥ 98.0% on the hard test, within 1 point of the "
-          "oracle, beating the study's best (95.84%)", "95.84% (shape_cnn)", _beats_study_best),
-    Claim("PGD is a stronger attack than FGSM (higher success at the same eps)", "PGD 70–100% vs FGSM 60–90%",
-          _pgd_beats_fgsm),
-    Claim("Debiased models are more vulnerable: they need a smaller eps for >90% targeted success than the lazy "
-          "model (majority of debiased models with ≥50% hard-test accuracy)", "yes (20 images, eps 0.05)",
-          _debiased_more_vulnerable),
-    Claim("The lazy model's SAE reconstructs 99.97% with 70% of features active", "99.97% at 70% density",
-          _sae_recon),
-    Claim("The robust (debiased) model's SAE features are more selective than the lazy model's (0.90 vs 0.76)",
-          "0.90 vs 0.76", _sae_selectivity),
-    Claim("An explanation-aware backdoor works with ~1% poisoned data (stealthy: accuracy kept, Grad-CAM moved)",
-          "works at 1% (the study's own runs: 20% accuracy, 0% ASR)", _backdoor_1pct),
+    Claim(
+        "The shape-biased CNN reaches 95.84% on the hard test (±5 points + 2 std)",
+        "95.84%",
+        _method_claim("shape_cnn", 95.84, 20),
+    ),
+    Claim(
+        "Neuron suppression fails: 35.78% on the hard test (±5 points + 2 std)",
+        "35.78%",
+        _method_claim("suppression", 35.78, 15),
+    ),
+    Claim(
+        "Target (issue): the best label-free method reaches ≥ 98.0% on the hard test, within 1 point of the "
+        "oracle, beating the study's best (95.84%)",
+        "95.84% (shape_cnn)",
+        _beats_study_best,
+    ),
+    Claim(
+        "PGD is a stronger attack than FGSM (higher success at the same eps)",
+        "PGD 70–100% vs FGSM 60–90%",
+        _pgd_beats_fgsm,
+    ),
+    Claim(
+        "Debiased models are more vulnerable: they need a smaller eps for >90% targeted success than the lazy "
+        "model (majority of debiased models with ≥50% hard-test accuracy)",
+        "yes (20 images, eps 0.05)",
+        _debiased_more_vulnerable,
+    ),
+    Claim("The lazy model's SAE reconstructs 99.97% with 70% of features active", "99.97% at 70% density", _sae_recon),
+    Claim(
+        "The robust (debiased) model's SAE features are more selective than the lazy model's (0.90 vs 0.76)",
+        "0.90 vs 0.76",
+        _sae_selectivity,
+    ),
+    Claim(
+        "An explanation-aware backdoor works with ~1% poisoned data (stealthy: accuracy kept, Grad-CAM moved)",
+        "works at 1% (the study's own runs: 20% accuracy, 0% ASR)",
+        _backdoor_1pct,
+    ),
 ]
 
 
@@ -239,7 +313,6 @@ def claims_table(metrics: dict) -> list[dict]:
         measured, verdict = r if r is not None else ("—", NOT_MEASURED)
         rows.append({"claim": c.text, "study": c.study, "measured": measured, "verdict": verdict})
     return rows
-
 
 
 def ties(db: dict, order: list[str]) -> list[str]:
@@ -253,9 +326,10 @@ def ties(db: dict, order: list[str]) -> list[str]:
     return out
 
 
-
 def verdict_counts(rows: list[dict]) -> dict[str, int]:
-    return {"holds": sum(r["verdict"] == HOLDS for r in rows),
-            "does_not_hold": sum(r["verdict"] == FAILS for r in rows),
-            "inconclusive": sum(r["verdict"] == INCONCLUSIVE for r in rows),
-            "not_measured": sum(r["verdict"] == NOT_MEASURED for r in rows)}
+    return {
+        "holds": sum(r["verdict"] == HOLDS for r in rows),
+        "does_not_hold": sum(r["verdict"] == FAILS for r in rows),
+        "inconclusive": sum(r["verdict"] == INCONCLUSIVE for r in rows),
+        "not_measured": sum(r["verdict"] == NOT_MEASURED for r in rows),
+    }

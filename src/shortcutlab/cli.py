@@ -13,8 +13,9 @@ from .errors import GateError
 from .params import ParamsError, load
 
 
-def run_stage(name: str, main: Callable[[dict], None], params_path: str = "params.yaml",
-              exit_fast: bool = True) -> None:
+def run_stage(
+    name: str, main: Callable[[dict], None], params_path: str = "params.yaml", exit_fast: bool = True
+) -> None:
     """Validate the whole params file, then run ``main(params)``. Bad input exits 2 with a message that
     names the problem; nothing is written because stages only write through atomic renames."""
     t0 = time.perf_counter()

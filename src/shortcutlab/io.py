@@ -29,8 +29,9 @@ from .errors import ArtifactError
 
 
 def recovery(path: str | Path) -> str:
-    return (f"restore it with `dvc checkout {path}` (or `dvc pull {path}` from the remote), "
-            "or rebuild it with `dvc repro`")
+    return (
+        f"restore it with `dvc checkout {path}` (or `dvc pull {path}` from the remote), or rebuild it with `dvc repro`"
+    )
 
 
 def _missing(path: Path) -> ArtifactError:
@@ -140,8 +141,7 @@ def read_npz(path: str | Path, verify: bool = True) -> dict[str, np.ndarray]:
             arrays = {k: z[k] for k in z.files}
     except ValueError as e:  # an object array: refusing to unpickle is not corruption of ours to repair
         if "allow_pickle" in str(e):
-            raise ArtifactError(f"{path}: holds a pickled (object) array; refusing to load it. "
-                                f"{recovery(path)}") from e
+            raise ArtifactError(f"{path}: holds a pickled (object) array; refusing to load it. {recovery(path)}") from e
         raise _corrupt(path, str(e)) from e
     except (OSError, EOFError, zipfile.BadZipFile, KeyError) as e:
         raise _corrupt(path, f"{type(e).__name__}: {e}") from e
@@ -174,8 +174,9 @@ def load_state(path: str | Path, map_location: str | torch.device = "cpu") -> di
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:  # weights_only refused a global: a hostile or foreign file
-        raise ArtifactError(f"{path}: not a weights-only checkpoint, refusing to load it "
-                            f"({str(e).splitlines()[0]}); {recovery(path)}") from e
+        raise ArtifactError(
+            f"{path}: not a weights-only checkpoint, refusing to load it ({str(e).splitlines()[0]}); {recovery(path)}"
+        ) from e
     except (RuntimeError, OSError, EOFError, ValueError, zipfile.BadZipFile) as e:
         raise _corrupt(path, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from e
     if not isinstance(state, dict):

@@ -16,31 +16,45 @@ from .io import read_json
 # ------------------------------------------------------------------------------------------ the contract
 # stage -> (dotted key, meaning, unit, (low, high)); every key must exist in every file of that stage
 CONTRACT: dict[str, list[tuple[str, str, str, tuple[float, float]]]] = {
-    "make_dataset": [("train.n", "training images", "count", (1, math.inf)),
-                     ("train.dominant_rate", "share wearing the dominant color", "fraction", (0, 1)),
-                     ("test_hard.dominant_rate", "hard test: share wearing the dominant color", "fraction", (0, 0))],
-    "train_lazy": [("val.acc", "validation accuracy", "fraction", (0, 1)),
-                   ("test_hard.acc", "hard-test accuracy", "fraction", (0, 1)),
-                   ("test_easy.acc", "easy-test accuracy", "fraction", (0, 1)),
-                   ("test_hard.color_following", "hard test: prediction = color's digit", "fraction", (0, 1)),
-                   ("gate.passed", "quality gate passed", "flag", (1, 1))],
-    "train_debiased": [("summary.hard_acc.mean", "hard-test accuracy, mean over seeds", "fraction", (0, 1)),
-                       ("summary.val_acc.mean", "validation accuracy, mean over seeds", "fraction", (0, 1)),
-                       ("method.n_seeds", "seeds trained", "count", (1, math.inf))],
-    "train_attention": [("val.acc", "validation accuracy", "fraction", (0, 1)),
-                        ("test_hard.acc", "hard-test accuracy", "fraction", (0, 1)),
-                        ("gate.passed", "quality gate passed", "flag", (1, 1))],
+    "make_dataset": [
+        ("train.n", "training images", "count", (1, math.inf)),
+        ("train.dominant_rate", "share wearing the dominant color", "fraction", (0, 1)),
+        ("test_hard.dominant_rate", "hard test: share wearing the dominant color", "fraction", (0, 0)),
+    ],
+    "train_lazy": [
+        ("val.acc", "validation accuracy", "fraction", (0, 1)),
+        ("test_hard.acc", "hard-test accuracy", "fraction", (0, 1)),
+        ("test_easy.acc", "easy-test accuracy", "fraction", (0, 1)),
+        ("test_hard.color_following", "hard test: prediction = color's digit", "fraction", (0, 1)),
+        ("gate.passed", "quality gate passed", "flag", (1, 1)),
+    ],
+    "train_debiased": [
+        ("summary.hard_acc.mean", "hard-test accuracy, mean over seeds", "fraction", (0, 1)),
+        ("summary.val_acc.mean", "validation accuracy, mean over seeds", "fraction", (0, 1)),
+        ("method.n_seeds", "seeds trained", "count", (1, math.inf)),
+    ],
+    "train_attention": [
+        ("val.acc", "validation accuracy", "fraction", (0, 1)),
+        ("test_hard.acc", "hard-test accuracy", "fraction", (0, 1)),
+        ("gate.passed", "quality gate passed", "flag", (1, 1)),
+    ],
     "train_backdoor": [("val.acc", "clean model: validation accuracy", "fraction", (0, 1))],
-    "backdoor_run": [("val_acc", "validation accuracy", "fraction", (0, 1)),
-                     ("clean_acc_drop", "validation accuracy drop vs the clean model", "fraction", (-1, 1)),
-                     ("val.triggered.asr_mass_0.5", "ASR: target mass share >= 0.5", "fraction", (0, 1)),
-                     ("val.false_trigger.asr_mass_0.5", "false-trigger rate", "fraction", (0, 1))],
-    "attack": [("untargeted.clean_acc", "clean accuracy on the untargeted subset", "fraction", (0, 1)),
-               ("untargeted.n_images", "untargeted images", "count", (1, math.inf))],
+    "backdoor_run": [
+        ("val_acc", "validation accuracy", "fraction", (0, 1)),
+        ("clean_acc_drop", "validation accuracy drop vs the clean model", "fraction", (-1, 1)),
+        ("val.triggered.asr_mass_0.5", "ASR: target mass share >= 0.5", "fraction", (0, 1)),
+        ("val.false_trigger.asr_mass_0.5", "false-trigger rate", "fraction", (0, 1)),
+    ],
+    "attack": [
+        ("untargeted.clean_acc", "clean accuracy on the untargeted subset", "fraction", (0, 1)),
+        ("untargeted.n_images", "untargeted images", "count", (1, math.inf)),
+    ],
     "explain": [("test_hard.color_share.mean", "IG color share, hard test", "fraction", (-math.inf, math.inf))],
-    "sae": [("held_out.explained_variance", "explained variance (held out)", "fraction", (-math.inf, 1)),
-            ("held_out.dead_fraction", "dead latents", "fraction", (0, 1)),
-            ("held_out.l0", "active latents per sample", "count", (0, math.inf))],
+    "sae": [
+        ("held_out.explained_variance", "explained variance (held out)", "fraction", (-math.inf, 1)),
+        ("held_out.dead_fraction", "dead latents", "fraction", (0, 1)),
+        ("held_out.l0", "active latents per sample", "count", (0, math.inf)),
+    ],
 }
 CHANCE = 0.1  # ten classes
 
@@ -74,8 +88,10 @@ def check_not_chance(path: str | Path, what: str, acc: float, n: int) -> None:
     """Refuse a classifier whose validation accuracy cannot be told from chance (95% Wilson interval)."""
     lo, _ = wilson(acc, n)
     if lo <= CHANCE:
-        raise QualityError(f"{path}: {what} validation accuracy {acc:.4f} (n = {n}, 95% interval from {lo:.4f}) "
-                           f"is at chance ({CHANCE}): the model did not learn; rerun its stage")
+        raise QualityError(
+            f"{path}: {what} validation accuracy {acc:.4f} (n = {n}, 95% interval from {lo:.4f}) "
+            f"is at chance ({CHANCE}): the model did not learn; rerun its stage"
+        )
 
 
 def flatten(d, prefix="") -> dict[str, float]:
@@ -134,27 +150,36 @@ def summary(metrics: dict[str, dict]) -> dict:
     s: dict = {}
     lz = metrics.get("train_lazy")
     if lz:
-        s["lazy"] = {"val_acc": lz["val"]["acc"], "hard_acc": lz["test_hard"]["acc"],
-                     "hard_color_following": lz["test_hard"]["color_following"]}
+        s["lazy"] = {
+            "val_acc": lz["val"]["acc"],
+            "hard_acc": lz["test_hard"]["acc"],
+            "hard_color_following": lz["test_hard"]["color_following"],
+        }
     for m, v in (metrics.get("train_debiased") or {}).items():
-        s.setdefault("debiased", {})[m] = {"val_acc": v["summary"]["val_acc"]["mean"],
-                                           "hard_acc": v["summary"]["hard_acc"]["mean"],
-                                           "hard_acc_std": v["summary"]["hard_acc"]["std"]}
+        s.setdefault("debiased", {})[m] = {
+            "val_acc": v["summary"]["val_acc"]["mean"],
+            "hard_acc": v["summary"]["hard_acc"]["mean"],
+            "hard_acc_std": v["summary"]["hard_acc"]["std"],
+        }
     for k, v in (metrics.get("train_attention") or {}).items():
         s.setdefault("attention_models", {})[k] = {"val_acc": v["val"]["acc"], "hard_acc": v["test_hard"]["acc"]}
     for k, v in (metrics.get("train_backdoor") or {}).items():
         if k != "clean":
-            s.setdefault("backdoor", {})[k] = {"asr_mass_0.5": v["val"]["triggered"]["asr_mass_0.5"],
-                                               "val_drop": v["clean_acc_drop"],
-                                               "hard_drop": v["clean_acc_drop_test_hard"]}
+            s.setdefault("backdoor", {})[k] = {
+                "asr_mass_0.5": v["val"]["triggered"]["asr_mass_0.5"],
+                "val_drop": v["clean_acc_drop"],
+                "hard_drop": v["clean_acc_drop_test_hard"],
+            }
     for k, r in attack_rows(metrics).items():
         row = {"targeted_pgd_max_eps": r["t_pgd"][-1] if r["t_pgd"] else 0.0}
         if r["min_eps_pgd"] is not None:
             row["min_eps_90_pgd"] = r["min_eps_pgd"]
         s.setdefault("attack", {})[k] = row
     for k, v in (metrics.get("sae") or {}).items():
-        s.setdefault("sae", {})[k] = {"explained_variance": v["held_out"]["explained_variance"],
-                                      "dead_fraction": v["held_out"]["dead_fraction"]}
+        s.setdefault("sae", {})[k] = {
+            "explained_variance": v["held_out"]["explained_variance"],
+            "dead_fraction": v["held_out"]["dead_fraction"],
+        }
     return s
 
 
@@ -171,8 +196,10 @@ def attack_rows(metrics: dict) -> dict[str, dict]:
             "u_pgd": [v["success_on_clean_correct"] for v in a["untargeted"]["pgd"]],
             "u_fgsm": [v["success_on_clean_correct"] for v in a["untargeted"]["fgsm"]],
             "robust_pgd": [v["robust_acc"] for v in a["untargeted"]["pgd"]],
-            "min_eps_pgd": t.get("min_eps_90_pgd"), "min_eps_fgsm": t.get("min_eps_90_fgsm"),
-            "clean_acc": a["untargeted"]["clean_acc"], "n_targeted": t.get("n_images", 0),
+            "min_eps_pgd": t.get("min_eps_90_pgd"),
+            "min_eps_fgsm": t.get("min_eps_90_fgsm"),
+            "clean_acc": a["untargeted"]["clean_acc"],
+            "n_targeted": t.get("n_images", 0),
         }
     return out
 
@@ -208,8 +235,9 @@ def _files(params: dict) -> dict[str, dict[str, Path]]:
         "attack": {k: m / "attack" / f"{k}.json" for k in params["analysed_models"]},
         "explain": {k: m / "explain" / f"{k}.json" for k in params["analysed_models"]},
         "sae": {k: m / "sae" / f"{k}.json" for k in params["sae"].runs},
-        "train_attention": {k: m / "train_attention" / f"{k}.json"
-                            for k in [*params["train_attention"].runs, "vit_frozen"]},
+        "train_attention": {
+            k: m / "train_attention" / f"{k}.json" for k in [*params["train_attention"].runs, "vit_frozen"]
+        },
         "train_backdoor": {k: m / "train_backdoor" / f"{k}.json" for k in ["clean", *params["train_backdoor"].runs]},
     }
 
@@ -229,8 +257,9 @@ def _check_classifiers(metrics: dict, files: dict, params: dict) -> None:
     _check_classifier(files["train_lazy"]["train_lazy"], "lazy", metrics["train_lazy"]["val"]["acc"], n_val, g)
     for k, v in metrics["train_debiased"].items():
         for seed, r in v["seeds"].items():
-            _check_classifier(files["train_debiased"][k], f"{k} seed {seed}", r["val"]["acc"], n_val,
-                              params["train_debiased"].gate)
+            _check_classifier(
+                files["train_debiased"][k], f"{k} seed {seed}", r["val"]["acc"], n_val, params["train_debiased"].gate
+            )
     for k, v in metrics["train_attention"].items():
         _check_classifier(files["train_attention"][k], k, v["val"]["acc"], n_val, params["train_attention"].gate)
     tb = params["train_backdoor"]
@@ -250,8 +279,11 @@ def load_all(params: dict) -> dict[str, dict]:
         for name, path in paths.items():
             contract = "backdoor_run" if kind == "train_backdoor" and name != "clean" else kind
             check_contract(path, contract, loaded[name])
-        metrics[kind] = loaded["make_dataset" if kind == "make_dataset" else "train_lazy"] \
-            if kind in ("make_dataset", "train_lazy") else loaded
+        metrics[kind] = (
+            loaded["make_dataset" if kind == "make_dataset" else "train_lazy"]
+            if kind in ("make_dataset", "train_lazy")
+            else loaded
+        )
     metrics["analysed_models"] = dict(params["analysed_models"])
     _check_classifiers(metrics, files, params)
     return metrics

@@ -28,8 +28,7 @@ class LazyCNN(nn.Module):
         super().__init__()
         self.color_mixer = nn.Sequential(nn.Conv2d(3, width, 3, padding=1), nn.ReLU())
         self.global_pool = nn.AdaptiveAvgPool2d(2)
-        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(width * 4, hidden), nn.ReLU(),
-                                        nn.Linear(hidden, 10))
+        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(width * 4, hidden), nn.ReLU(), nn.Linear(hidden, 10))
 
     def forward(self, x):
         return self.classifier(self.global_pool(self.color_mixer(x)))
@@ -94,8 +93,9 @@ class ShapeCNN(nn.Module):
 
 
 def _cbr(i, o, dilation=1):
-    return nn.Sequential(nn.Conv2d(i, o, 3, padding=dilation, dilation=dilation, bias=False),
-                         nn.BatchNorm2d(o), nn.ReLU())
+    return nn.Sequential(
+        nn.Conv2d(i, o, 3, padding=dilation, dilation=dilation, bias=False), nn.BatchNorm2d(o), nn.ReLU()
+    )
 
 
 class ConvNet(nn.Module):
@@ -111,8 +111,7 @@ class ConvNet(nn.Module):
         self.stem = _cbr(3, w1)
         self.layer2 = nn.Sequential(nn.MaxPool2d(2), _cbr(w1, w2))
         self.layer3 = nn.Sequential(nn.MaxPool2d(2), _cbr(w2, w3))
-        self.head = nn.Sequential(*[_cbr(w3, w3, dilation=d) for d in (2, 3)[:context]]) \
-            if context else nn.Identity()
+        self.head = nn.Sequential(*[_cbr(w3, w3, dilation=d) for d in (2, 3)[:context]]) if context else nn.Identity()
         self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
         self.fc = nn.Linear(w3, 10)
         if not context:
@@ -164,8 +163,7 @@ class AttentionCNN(nn.Module):
     def __init__(self, width: int = 32):
         super().__init__()
         self.conv1 = nn.Sequential(nn.Conv2d(3, width, 3, padding=1), nn.ReLU())
-        self.conv2 = nn.Sequential(nn.MaxPool2d(2), nn.Conv2d(width, width, 3, padding=1), nn.ReLU(),
-                                   nn.MaxPool2d(2))
+        self.conv2 = nn.Sequential(nn.MaxPool2d(2), nn.Conv2d(width, width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2))
         self.score = nn.Conv2d(width, 1, 1)
         self.attention = nn.Sequential(nn.Flatten(), nn.Softmax(dim=1))
         self.pool = AttentionPool()
@@ -310,8 +308,7 @@ def unit_responses(model: nn.Module, layer: str | nn.Module, x: torch.Tensor, pr
 
 def save_model(path: str | Path, model: nn.Module, arch: str, arch_kwargs: dict, meta: dict | None = None):
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    save_state(path, {"arch": arch, "arch_kwargs": dict(arch_kwargs), "state_dict": state,
-                      "meta": dict(meta or {})})
+    save_state(path, {"arch": arch, "arch_kwargs": dict(arch_kwargs), "state_dict": state, "meta": dict(meta or {})})
 
 
 def checkpoint_path(path: str | Path) -> Path:
@@ -335,7 +332,8 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn
         model = build(ckpt["arch"], **ckpt["arch_kwargs"])
         model.load_state_dict(ckpt["state_dict"])
     except (KeyError, TypeError, RuntimeError) as e:
-        raise ArtifactError(f"{path}: its weights do not fit architecture {ckpt['arch']!r} "
-                            f"({str(e).splitlines()[0]}); {recovery(path)}") from e
+        raise ArtifactError(
+            f"{path}: its weights do not fit architecture {ckpt['arch']!r} ({str(e).splitlines()[0]}); {recovery(path)}"
+        ) from e
     model.to(device).eval()
     return model, ckpt

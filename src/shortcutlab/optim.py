@@ -19,8 +19,14 @@ class Adam:
     """``Adam(params, lr)``, then ``zero_grad()``, ``backward()``, ``step()`` as with torch.optim.
     ``lr`` is a plain attribute: a schedule sets it before each step."""
 
-    def __init__(self, params: Iterable[torch.Tensor], lr: float, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, weight_decay: float = 0.0):
+    def __init__(
+        self,
+        params: Iterable[torch.Tensor],
+        lr: float,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+    ):
         self.params = list(params)
         if not self.params:
             raise ValueError("Adam got an empty parameter list")

@@ -58,8 +58,9 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
             if key in seen:
-                raise ParamsError(f"duplicate key {key!r} (line {seen[key] + 1} and line "
-                                  f"{key_node.start_mark.line + 1})")
+                raise ParamsError(
+                    f"duplicate key {key!r} (line {seen[key] + 1} and line {key_node.start_mark.line + 1})"
+                )
             seen[key] = key_node.start_mark.line
         return super().construct_mapping(node, deep=deep)
 
@@ -68,8 +69,12 @@ def _check_bounds(key: str, value: Any, meta: dict) -> Any:
     choices = meta.get("choices")
     if choices is not None and value not in choices:
         raise ParamsError(f"{key}: {value!r} is not one of {list(choices)}")
-    for bound, ok, word in (("ge", lambda v, b: v >= b, ">="), ("gt", lambda v, b: v > b, ">"),
-                            ("le", lambda v, b: v <= b, "<="), ("lt", lambda v, b: v < b, "<")):
+    for bound, ok, word in (
+        ("ge", lambda v, b: v >= b, ">="),
+        ("gt", lambda v, b: v > b, ">"),
+        ("le", lambda v, b: v <= b, "<="),
+        ("lt", lambda v, b: v < b, "<"),
+    ):
         b = meta.get(bound)
         if b is not None and not ok(value, b):
             raise ParamsError(f"{key}: {value!r} is out of range (must be {word} {b})")

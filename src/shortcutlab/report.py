@@ -21,31 +21,46 @@ def _attention_checks(ta: dict, ex: dict) -> list[list[str]]:
     def h(model, meth):
         return ex.get(model, {}).get("test_hard", {}).get(meth)
 
-    for biased, deb, meth in (("attention", "attention_debiased", "attention"), ("vit", "vit_debiased", "rollout"),
-                              ("vit", "vit_debiased", "grad_rollout")):
+    for biased, deb, meth in (
+        ("attention", "attention_debiased", "attention"),
+        ("vit", "vit_debiased", "rollout"),
+        ("vit", "vit_debiased", "grad_rollout"),
+    ):
         a, b = h(biased, meth), h(deb, meth)
         if a and b:
             ok = b["concentration_ratio"] < a["concentration_ratio"] and b["foreground_mass"] > a["foreground_mass"]
-            checks.append([f"{meth}: diffuse on `{biased}`, concentrated on the digit for `{deb}`",
-                           f"concentration {a['concentration_ratio']:.2f} → {b['concentration_ratio']:.2f}, "
-                           f"fg mass {a['foreground_mass']:.2f} → {b['foreground_mass']:.2f}", "yes" if ok else "no"])
+            checks.append(
+                [
+                    f"{meth}: diffuse on `{biased}`, concentrated on the digit for `{deb}`",
+                    f"concentration {a['concentration_ratio']:.2f} → {b['concentration_ratio']:.2f}, "
+                    f"fg mass {a['foreground_mass']:.2f} → {b['foreground_mass']:.2f}",
+                    "yes" if ok else "no",
+                ]
+            )
     vits = [k for k in ta if h(k, "gradcam")]
     if vits:
         inp = ("saliency", "input_x_gradient", "smoothgrad", "integrated_gradients")
 
         def deg(k, m):
-            return max(ex[k][sp][m]["degenerate_rate"] for sp in ("test_hard", "test_easy")) if m in ex[k][
-                "test_hard"] else None
+            return (
+                max(ex[k][sp][m]["degenerate_rate"] for sp in ("test_hard", "test_easy"))
+                if m in ex[k]["test_hard"]
+                else None
+            )
 
         vit_like = [k for k in vits if deg(k, "rollout") is not None]
         for k in vit_like:
             g, f = deg(k, "gradcam"), deg(k, "gradcam_final_tokens")
             i = max(deg(k, m) for m in inp if deg(k, m) is not None)
-            checks.append([f"`{k}`: Grad-CAM on the tokens degenerates far more often than input-gradient methods",
-                           f"degenerate (the worse of hard and easy test): token Grad-CAM (last block's input) "
-                           f"{100 * g:.1f}%, on the last block's "
-                           f"output tokens {100 * f:.1f}%; input-gradient methods ≤ {100 * i:.1f}%",
-                           "yes" if g > i + 0.05 else "no (only on the output tokens)" if f > i + 0.05 else "no"])
+            checks.append(
+                [
+                    f"`{k}`: Grad-CAM on the tokens degenerates far more often than input-gradient methods",
+                    f"degenerate (the worse of hard and easy test): token Grad-CAM (last block's input) "
+                    f"{100 * g:.1f}%, on the last block's "
+                    f"output tokens {100 * f:.1f}%; input-gradient methods ≤ {100 * i:.1f}%",
+                    "yes" if g > i + 0.05 else "no (only on the output tokens)" if f > i + 0.05 else "no",
+                ]
+            )
     return checks
 
 
@@ -57,35 +72,74 @@ def section_attention(metrics: dict, claims: list[dict]) -> list[str]:
     rows = []
     for k, v in ta.items():
         mm = v["model"]
-        rows.append([k, "vit" if mm["vit"] else "attention", mm.get("epochs", "—"), f"{mm['parameters']:,}",
-                     pct(v["val"]["acc"]), pct(v["test_easy"]["acc"]), pct(v["test_hard"]["acc"]),
-                     pct(v["test_hard"]["color_following"])])
+        rows.append(
+            [
+                k,
+                "vit" if mm["vit"] else "attention",
+                mm.get("epochs", "—"),
+                f"{mm['parameters']:,}",
+                pct(v["val"]["acc"]),
+                pct(v["test_easy"]["acc"]),
+                pct(v["test_hard"]["acc"]),
+                pct(v["test_hard"]["color_following"]),
+            ]
+        )
     look = []
     for k in ta:
         e = ex.get(k, {}).get("test_hard", {})
         for meth in ("attention", "rollout", "grad_rollout", "gradcam", "gradcam_final_tokens", "integrated_gradients"):
             if meth in e:
                 r = e[meth]
-                look.append([k, meth, f"{r['concentration_ratio']:.2f}", f"{r['foreground_mass']:.2f}",
-                             f"{100 * r['degenerate_rate']:.1f}", f"{100 * r.get('class_identical_rate', 0):.1f}",
-                             f"{r['insertion_auc']:.3f}", f"{r['sanity_spearman']:.2f}"])
+                look.append(
+                    [
+                        k,
+                        meth,
+                        f"{r['concentration_ratio']:.2f}",
+                        f"{r['foreground_mass']:.2f}",
+                        f"{100 * r['degenerate_rate']:.1f}",
+                        f"{100 * r.get('class_identical_rate', 0):.1f}",
+                        f"{r['insertion_auc']:.3f}",
+                        f"{r['sanity_spearman']:.2f}",
+                    ]
+                )
     checks = _attention_checks(ta, ex)
-    return ["## Attention models: where they look", "",
-            "`attention`: the study's two-conv network with a spatial attention layer after the second conv (1×1 "
-            "conv → softmax over the 7×7 positions → attention-weighted pooling). `vit`: a tiny vision transformer "
-            "(4×4 patches → 49 tokens + a class token). `*_debiased`: the same architecture trained with the "
-            "color-consistency objective (the best debiasing method on the shared ConvNet). `vit_frozen`: the "
-            "study's frozen-backbone case — a linear head trained on the biased data on top of the frozen "
-            "`vit_debiased` backbone. Final-epoch models; no selection on any test split.", "",
-            md_table(["model", "arch", "epochs", "parameters", "val", "easy test", "hard test", "hard color-following"],
-                     rows), "",
-            "Where they look (hard test, maps of the predicted class): concentration ratio (fraction of pixels "
-            "holding 80% of the positive map; uniform ≈ 0.8), foreground mass, degenerate %, identical-for-two-"
-            "classes %, insertion AUC, sanity ρ (see the explanation section for definitions):", "",
-            md_table(["model", "method", "concentration", "fg mass", "degenerate %", "class-identical %",
-                      "insertion", "sanity ρ"], look), "",
-            "The issue's expected shape, checked against these numbers (reported as measured either way):", "",
-            md_table(["expected", "measured", "as expected?"], checks), ""]
+    return [
+        "## Attention models: where they look",
+        "",
+        "`attention`: the study's two-conv network with a spatial attention layer after the second conv (1×1 "
+        "conv → softmax over the 7×7 positions → attention-weighted pooling). `vit`: a tiny vision transformer "
+        "(4×4 patches → 49 tokens + a class token). `*_debiased`: the same architecture trained with the "
+        "color-consistency objective (the best debiasing method on the shared ConvNet). `vit_frozen`: the "
+        "study's frozen-backbone case — a linear head trained on the biased data on top of the frozen "
+        "`vit_debiased` backbone. Final-epoch models; no selection on any test split.",
+        "",
+        md_table(
+            ["model", "arch", "epochs", "parameters", "val", "easy test", "hard test", "hard color-following"], rows
+        ),
+        "",
+        "Where they look (hard test, maps of the predicted class): concentration ratio (fraction of pixels "
+        "holding 80% of the positive map; uniform ≈ 0.8), foreground mass, degenerate %, identical-for-two-"
+        "classes %, insertion AUC, sanity ρ (see the explanation section for definitions):",
+        "",
+        md_table(
+            [
+                "model",
+                "method",
+                "concentration",
+                "fg mass",
+                "degenerate %",
+                "class-identical %",
+                "insertion",
+                "sanity ρ",
+            ],
+            look,
+        ),
+        "",
+        "The issue's expected shape, checked against these numbers (reported as measured either way):",
+        "",
+        md_table(["expected", "measured", "as expected?"], checks),
+        "",
+    ]
 
 
 def pct(v: float) -> str:
@@ -99,10 +153,14 @@ def md_table(header: list[str], rows: list[list]) -> str:
 
 
 def section_header(metrics: dict, claims: list[dict]) -> list[str]:
-    parts: list[str] = ["# shortcut-lab report", "",
-             "Generated by the `evaluate` stage from `metrics/*.json`; every number below was measured by "
-             "this pipeline run (`dvc repro`). Accuracies are final-epoch numbers: no checkpoint is selected "
-             "on any test split.", ""]
+    parts: list[str] = [
+        "# shortcut-lab report",
+        "",
+        "Generated by the `evaluate` stage from `metrics/*.json`; every number below was measured by "
+        "this pipeline run (`dvc repro`). Accuracies are final-epoch numbers: no checkpoint is selected "
+        "on any test split.",
+        "",
+    ]
     return parts
 
 
@@ -110,10 +168,17 @@ def section_dataset(metrics: dict, claims: list[dict]) -> list[str]:
     parts: list[str] = []
     ds = metrics.get("make_dataset")
     if ds:
-        parts += ["## Dataset", "",
-                  md_table(["split", "images", "dominant-color rate", "bias-conflicting rate"],
-                           [[k, v["n"], pct(v["dominant_rate"]), pct(v["conflict_rate"])] for k, v in ds.items()]),
-                  "", "![samples](plots/make_dataset/samples.png)", ""]
+        parts += [
+            "## Dataset",
+            "",
+            md_table(
+                ["split", "images", "dominant-color rate", "bias-conflicting rate"],
+                [[k, v["n"], pct(v["dominant_rate"]), pct(v["conflict_rate"])] for k, v in ds.items()],
+            ),
+            "",
+            "![samples](plots/make_dataset/samples.png)",
+            "",
+        ]
     return parts
 
 
@@ -122,19 +187,32 @@ def section_lazy(metrics: dict, claims: list[dict]) -> list[str]:
     lz = metrics.get("train_lazy")
     if lz:
         p = lz["red_one_probe"]
-        parts += ["## Models", "",
-                  md_table(["model", "train", "val", "easy test", "hard test", "hard color-following",
-                            "worst class (hard)"],
-                           [["lazy", pct(lz["train"]["acc"]), pct(lz["val"]["acc"]), pct(lz["test_easy"]["acc"]),
-                             pct(lz["test_hard"]["acc"]), pct(lz["test_hard"]["color_following"]),
-                             pct(lz["test_hard"]["worst_class_acc"])]]),
-                  "",
-                  f"Red-1 probe (the study's: a test digit 1 painted red, black background): predicted "
-                  f"**{p['first_pred']}** (p(0) = {p['first_probs']['0']:.3f}, p(1) = {p['first_probs']['1']:.3f}); "
-                  f"over all {p['n']} test 1s painted red: {pct(p['pred_zero_rate'])} predicted 0, "
-                  f"{pct(p['pred_one_rate'])} predicted 1. On the {p['hard_test_red_ones_n']} hard-test 1s that "
-                  f"are red (with the dataset's noisy background): {pct(p['hard_test_red_ones_pred_zero_rate'])} "
-                  f"predicted 0.", ""]
+        parts += [
+            "## Models",
+            "",
+            md_table(
+                ["model", "train", "val", "easy test", "hard test", "hard color-following", "worst class (hard)"],
+                [
+                    [
+                        "lazy",
+                        pct(lz["train"]["acc"]),
+                        pct(lz["val"]["acc"]),
+                        pct(lz["test_easy"]["acc"]),
+                        pct(lz["test_hard"]["acc"]),
+                        pct(lz["test_hard"]["color_following"]),
+                        pct(lz["test_hard"]["worst_class_acc"]),
+                    ]
+                ],
+            ),
+            "",
+            f"Red-1 probe (the study's: a test digit 1 painted red, black background): predicted "
+            f"**{p['first_pred']}** (p(0) = {p['first_probs']['0']:.3f}, p(1) = {p['first_probs']['1']:.3f}); "
+            f"over all {p['n']} test 1s painted red: {pct(p['pred_zero_rate'])} predicted 0, "
+            f"{pct(p['pred_one_rate'])} predicted 1. On the {p['hard_test_red_ones_n']} hard-test 1s that "
+            f"are red (with the dataset's noisy background): {pct(p['hard_test_red_ones_pred_zero_rate'])} "
+            f"predicted 0.",
+            "",
+        ]
     return parts
 
 
@@ -147,21 +225,48 @@ def section_debiasing(metrics: dict, claims: list[dict]) -> list[str]:
         for k in order:
             v, sm = db[k], db[k]["summary"]
             label = f"{k} (reference: color-decorrelated training data)" if k == "oracle" else k
-            rows.append([label, v["method"]["arch"], v["method"]["epochs"], v["method"]["n_seeds"],
-                         f"{100 * sm['hard_acc']['mean']:.2f} ± {100 * sm['hard_acc']['std']:.2f}"
-                         if v["method"]["n_seeds"] > 1 else f"{100 * sm['hard_acc']['mean']:.2f} (1 seed)",
-                         f"{100 * sm['easy_acc']['mean']:.2f}", f"{100 * sm['val_acc']['mean']:.2f}",
-                         f"{100 * sm['worst_class_hard_acc']['mean']:.2f}",
-                         f"{100 * sm['hard_color_following']['mean']:.2f}"])
-        parts += ["## Debiasing methods", "",
-                  "Trained on the 95%-biased train split only; final-epoch models (no selection on any split); "
-                  "mean ± std over seeds. Rows whose hard-test means differ by less than the larger std are ties; "
-                  "single-seed rows have no spread and are not compared.",
-                  "",
-                  md_table(["method", "arch", "epochs", "seeds", "hard test %", "easy %", "val %", "worst class %",
-                            "color-following %"], rows), "",
-                  "Training times: `metrics/timings/` (and the README's budget table).", "",
-                  "![debiasing](plots/evaluate/debiasing.png)", ""]
+            rows.append(
+                [
+                    label,
+                    v["method"]["arch"],
+                    v["method"]["epochs"],
+                    v["method"]["n_seeds"],
+                    f"{100 * sm['hard_acc']['mean']:.2f} ± {100 * sm['hard_acc']['std']:.2f}"
+                    if v["method"]["n_seeds"] > 1
+                    else f"{100 * sm['hard_acc']['mean']:.2f} (1 seed)",
+                    f"{100 * sm['easy_acc']['mean']:.2f}",
+                    f"{100 * sm['val_acc']['mean']:.2f}",
+                    f"{100 * sm['worst_class_hard_acc']['mean']:.2f}",
+                    f"{100 * sm['hard_color_following']['mean']:.2f}",
+                ]
+            )
+        parts += [
+            "## Debiasing methods",
+            "",
+            "Trained on the 95%-biased train split only; final-epoch models (no selection on any split); "
+            "mean ± std over seeds. Rows whose hard-test means differ by less than the larger std are ties; "
+            "single-seed rows have no spread and are not compared.",
+            "",
+            md_table(
+                [
+                    "method",
+                    "arch",
+                    "epochs",
+                    "seeds",
+                    "hard test %",
+                    "easy %",
+                    "val %",
+                    "worst class %",
+                    "color-following %",
+                ],
+                rows,
+            ),
+            "",
+            "Training times: `metrics/timings/` (and the README's budget table).",
+            "",
+            "![debiasing](plots/evaluate/debiasing.png)",
+            "",
+        ]
         ties = _ties(db, order)
         if ties:
             parts += ["Ties (difference smaller than the spread): " + "; ".join(ties), ""]
@@ -176,20 +281,42 @@ def section_attacks(metrics: dict, claims: list[dict]) -> list[str]:
         rows = []
         for k, r in ar.items():
             ha = hard_acc(metrics, k)
-            rows.append([k, f"{100 * ha:.1f}" if ha is not None else "—", r["n_targeted"],
-                         " / ".join(f"{100 * v:.0f}" for v in r["t_fgsm"]),
-                         " / ".join(f"{100 * v:.0f}" for v in r["t_pgd"]),
-                         r["min_eps_pgd"] if r["min_eps_pgd"] is not None else f"> {eps[-1]}",
-                         " / ".join(f"{100 * v:.0f}" for v in r["robust_pgd"])])
-        parts += ["## Adversarial attacks", "",
-                  f"L∞ FGSM and PGD at eps = {' / '.join(f'{e:g}' for e in eps)}. Targeted: the first n "
-                  "hard-test images of the source digit (column n) pushed to the target digit (success = predicted "
-                  "target). "
-                  "Robust accuracy: untargeted PGD on a fixed hard-test subset. "
-                  "Debiased models: the first seed's checkpoint.", "",
-                  md_table(["model", "hard acc %", "targeted n", "targeted FGSM %", "targeted PGD %",
-                            "min eps (PGD ≥ 90%)", "robust acc PGD %"], rows), "",
-                  "![attack](plots/evaluate/attack.png)", ""]
+            rows.append(
+                [
+                    k,
+                    f"{100 * ha:.1f}" if ha is not None else "—",
+                    r["n_targeted"],
+                    " / ".join(f"{100 * v:.0f}" for v in r["t_fgsm"]),
+                    " / ".join(f"{100 * v:.0f}" for v in r["t_pgd"]),
+                    r["min_eps_pgd"] if r["min_eps_pgd"] is not None else f"> {eps[-1]}",
+                    " / ".join(f"{100 * v:.0f}" for v in r["robust_pgd"]),
+                ]
+            )
+        parts += [
+            "## Adversarial attacks",
+            "",
+            f"L∞ FGSM and PGD at eps = {' / '.join(f'{e:g}' for e in eps)}. Targeted: the first n "
+            "hard-test images of the source digit (column n) pushed to the target digit (success = predicted "
+            "target). "
+            "Robust accuracy: untargeted PGD on a fixed hard-test subset. "
+            "Debiased models: the first seed's checkpoint.",
+            "",
+            md_table(
+                [
+                    "model",
+                    "hard acc %",
+                    "targeted n",
+                    "targeted FGSM %",
+                    "targeted PGD %",
+                    "min eps (PGD ≥ 90%)",
+                    "robust acc PGD %",
+                ],
+                rows,
+            ),
+            "",
+            "![attack](plots/evaluate/attack.png)",
+            "",
+        ]
     return parts
 
 
@@ -203,28 +330,61 @@ def section_explain(metrics: dict, claims: list[dict]) -> list[str]:
             h = e["test_hard"]
             for meth in _methods_of(e):
                 r = h[meth]
-                rows.append([mname, meth, f"{r['concentration_ratio']:.2f}", f"{r['foreground_mass']:.2f}",
-                             f"{100 * r['degenerate_rate']:.1f}", f"{r.get('class_contrast', 0.0):.3f}",
-                             f"{r['deletion_auc']:.3f}", f"{r['insertion_auc']:.3f}",
-                             f"{100 * r['falsification_rate']:.1f}", f"{r['sanity_spearman']:.2f}"])
-        cs = [[m, f"{e['test_hard']['color_share']['mean']:.3f}", f"{e['test_easy']['color_share']['mean']:.3f}"]
-              for m, e in ex.items()]
-        parts += ["## Explanations: how far to trust them", "",
-                  "Color share: Integrated Gradients from the image's own grayscale version as a share of IG from "
-                  "black (completeness makes it [f(x) − f(gray x)] / [f(x) − f(0)] for the predicted logit), "
-                  "clipped to [0, 1]: how much of the evidence is color.", "",
-                  md_table(["model", "color share (hard)", "color share (easy)"], cs), "",
-                  f"Per model × method on {any_model['test_hard']['n_images']} fixed hard-test images, maps of the "
-                  "predicted class. Foreground mass: share of positive attribution on the digit's stroke. "
-                  "Degenerate: all-zero or near-uniform maps (reported, never replaced). "
-                  "Class contrast: mean |map(pred) − map(true)| on misclassified images. "
-                  "Deletion (lower is better) / insertion (higher is better) "
-                  "AUC of the target probability. Falsification: share of images where removing the top-10% "
-                  "pixels hurts less than removing random ones. Sanity: Spearman correlation with the same "
-                  "architecture re-initialised (high = the map does not depend on what was learned).", "",
-                  md_table(["model", "method", "concentration", "fg mass", "degenerate %", "class contrast",
-                            "deletion", "insertion", "falsified %", "sanity ρ"], rows), "",
-                  "![explain](plots/evaluate/explain.png)", ""]
+                rows.append(
+                    [
+                        mname,
+                        meth,
+                        f"{r['concentration_ratio']:.2f}",
+                        f"{r['foreground_mass']:.2f}",
+                        f"{100 * r['degenerate_rate']:.1f}",
+                        f"{r.get('class_contrast', 0.0):.3f}",
+                        f"{r['deletion_auc']:.3f}",
+                        f"{r['insertion_auc']:.3f}",
+                        f"{100 * r['falsification_rate']:.1f}",
+                        f"{r['sanity_spearman']:.2f}",
+                    ]
+                )
+        cs = [
+            [m, f"{e['test_hard']['color_share']['mean']:.3f}", f"{e['test_easy']['color_share']['mean']:.3f}"]
+            for m, e in ex.items()
+        ]
+        parts += [
+            "## Explanations: how far to trust them",
+            "",
+            "Color share: Integrated Gradients from the image's own grayscale version as a share of IG from "
+            "black (completeness makes it [f(x) − f(gray x)] / [f(x) − f(0)] for the predicted logit), "
+            "clipped to [0, 1]: how much of the evidence is color.",
+            "",
+            md_table(["model", "color share (hard)", "color share (easy)"], cs),
+            "",
+            f"Per model × method on {any_model['test_hard']['n_images']} fixed hard-test images, maps of the "
+            "predicted class. Foreground mass: share of positive attribution on the digit's stroke. "
+            "Degenerate: all-zero or near-uniform maps (reported, never replaced). "
+            "Class contrast: mean |map(pred) − map(true)| on misclassified images. "
+            "Deletion (lower is better) / insertion (higher is better) "
+            "AUC of the target probability. Falsification: share of images where removing the top-10% "
+            "pixels hurts less than removing random ones. Sanity: Spearman correlation with the same "
+            "architecture re-initialised (high = the map does not depend on what was learned).",
+            "",
+            md_table(
+                [
+                    "model",
+                    "method",
+                    "concentration",
+                    "fg mass",
+                    "degenerate %",
+                    "class contrast",
+                    "deletion",
+                    "insertion",
+                    "falsified %",
+                    "sanity ρ",
+                ],
+                rows,
+            ),
+            "",
+            "![explain](plots/evaluate/explain.png)",
+            "",
+        ]
     return parts
 
 
@@ -243,17 +403,24 @@ def section_usability(metrics: dict, claims: list[dict]) -> list[str]:
 
         drows = [[m] + [cell(e, meth, "degenerate_rate") for meth in methods] for m, e in ex.items()]
         irows = [[m] + [cell(e, meth, "class_identical_rate") for meth in methods] for m, e in ex.items()]
-        parts += ["### Which methods are usable on which model", "",
-                  "Degenerate-map rate % (all-zero or near-uniform maps; the larger of the hard and easy test), per "
-                  "model × method; n/a: the method does not apply to the architecture (attention maps and rollout "
-                  "need attention layers; `gradcam_final_tokens` is Grad-CAM on a transformer's last-block output "
-                  "tokens, the layer the study used on a frozen CLIP ViT). A degenerate map is reported, never "
-                  "replaced.", "",
-                  md_table(["model", *methods], drows), "",
-                  "Identical maps for two different classes % (predicted class vs runner-up class, the same after "
-                  "min-max normalisation, on the sanity-check images; class-independent methods — attention maps, "
-                  "rollout — are identical by construction):", "",
-                  md_table(["model", *methods], irows), ""]
+        parts += [
+            "### Which methods are usable on which model",
+            "",
+            "Degenerate-map rate % (all-zero or near-uniform maps; the larger of the hard and easy test), per "
+            "model × method; n/a: the method does not apply to the architecture (attention maps and rollout "
+            "need attention layers; `gradcam_final_tokens` is Grad-CAM on a transformer's last-block output "
+            "tokens, the layer the study used on a frozen CLIP ViT). A degenerate map is reported, never "
+            "replaced.",
+            "",
+            md_table(["model", *methods], drows),
+            "",
+            "Identical maps for two different classes % (predicted class vs runner-up class, the same after "
+            "min-max normalisation, on the sanity-check images; class-independent methods — attention maps, "
+            "rollout — are identical by construction):",
+            "",
+            md_table(["model", *methods], irows),
+            "",
+        ]
     return parts
 
 
@@ -267,27 +434,54 @@ def section_neurons(metrics: dict, claims: list[dict]) -> list[str]:
             if "hidden" not in n:
                 continue
             sc, fl = pr.get("successes", {}), pr.get("failures", {})
-            nrows.append([mname, f"{n['alive']}/{n['units']}", f"{n['csi_mean']:.2f}", n["csi_gt_3"],
-                          f"{n['first_layer']['csi_mean']:.2f}", f"{n['hidden']['actmax_seed_consistency_mean']:.2f}",
-                          f"{n['hidden']['intensity_cv_mean']:.2f}", f"{n['hidden']['spatial_cv_mean']:.2f}",
-                          f"{sc.get('n', 0)} / {fl.get('n', 0)}",
-                          f"{sc.get('concentration_pred', float('nan')):.2f} / "
-                          f"{fl.get('concentration_pred', float('nan')):.2f}"])
+            nrows.append(
+                [
+                    mname,
+                    f"{n['alive']}/{n['units']}",
+                    f"{n['csi_mean']:.2f}",
+                    n["csi_gt_3"],
+                    f"{n['first_layer']['csi_mean']:.2f}",
+                    f"{n['hidden']['actmax_seed_consistency_mean']:.2f}",
+                    f"{n['hidden']['intensity_cv_mean']:.2f}",
+                    f"{n['hidden']['spatial_cv_mean']:.2f}",
+                    f"{sc.get('n', 0)} / {fl.get('n', 0)}",
+                    f"{sc.get('concentration_pred', float('nan')):.2f} / "
+                    f"{fl.get('concentration_pred', float('nan')):.2f}",
+                ]
+            )
         if nrows:
-            parts += ["### What the neurons encode", "",
-                      "Hidden layer (the lazy model's FC-1, the others' pooled features): live units, mean CSI over "
-                      "the ten pure palette colors and units with CSI > 3; first-layer filters' mean CSI; "
-                      "activation maximisation of every hidden unit from two random starts (cosine similarity of the "
-                      "two images, mean over units); coefficient of variation of each unit's response to its "
-                      "favourite color over four intensities and over nine positions of a 10-pixel patch (low = "
-                      "invariant); Grad-CAM concentration on up to 100 hard-test successes / failures. Figures: "
-                      "`plots/explain/<model>_neurons.png` (filters, response heatmaps, CSI histogram, "
-                      "activation maximisation) and `plots/explain/<model>_classes.png` (class visualisations, "
-                      "probes).", "",
-                      md_table(["model", "live units", "CSI mean", "CSI > 3", "first-layer CSI", "act-max seed cos",
-                                "intensity CV", "spatial CV", "successes / failures", "CAM concentration (s / f)"],
-                               nrows), "",
-                      "![neurons](plots/explain/lazy_neurons.png)", ""]
+            parts += [
+                "### What the neurons encode",
+                "",
+                "Hidden layer (the lazy model's FC-1, the others' pooled features): live units, mean CSI over "
+                "the ten pure palette colors and units with CSI > 3; first-layer filters' mean CSI; "
+                "activation maximisation of every hidden unit from two random starts (cosine similarity of the "
+                "two images, mean over units); coefficient of variation of each unit's response to its "
+                "favourite color over four intensities and over nine positions of a 10-pixel patch (low = "
+                "invariant); Grad-CAM concentration on up to 100 hard-test successes / failures. Figures: "
+                "`plots/explain/<model>_neurons.png` (filters, response heatmaps, CSI histogram, "
+                "activation maximisation) and `plots/explain/<model>_classes.png` (class visualisations, "
+                "probes).",
+                "",
+                md_table(
+                    [
+                        "model",
+                        "live units",
+                        "CSI mean",
+                        "CSI > 3",
+                        "first-layer CSI",
+                        "act-max seed cos",
+                        "intensity CV",
+                        "spatial CV",
+                        "successes / failures",
+                        "CAM concentration (s / f)",
+                    ],
+                    nrows,
+                ),
+                "",
+                "![neurons](plots/explain/lazy_neurons.png)",
+                "",
+            ]
     return parts
 
 
@@ -303,39 +497,77 @@ def section_backdoor(metrics: dict, claims: list[dict]) -> list[str]:
                 continue
             t, f = v["val"]["triggered"], v["val"]["false_trigger"]
             tr = v["val"]["transfer"]
-            rows.append([k, f"{100 * v['run']['poison_rate']:g}%", v["run"]["n_poisoned"], v["run"]["seed"],
-                         f"{100 * v['val_acc']:.2f}", f"{100 * v['clean_acc_drop']:+.2f}",
-                         f"{100 * v['clean_acc_drop_test_hard']:+.2f}" if "clean_acc_drop_test_hard" in v else "—",
-                         f"{100 * v['val']['triggered_acc']:.2f}", f"{100 * t['asr_mass_0.25']:.1f}",
-                         f"{100 * t['asr_mass_0.5']:.1f}", f"{100 * t['asr_mass_0.75']:.1f}",
-                         f"{100 * t['asr_iou_0.5']:.1f}", f"{100 * t['pointing_game']:.1f}",
-                         f"{100 * f['asr_mass_0.5']:.1f}", f"{v['val']['fidelity']['spearman']:.2f}",
-                         " / ".join(f"{100 * tr[mm]['asr_mass_0.5']:.0f}" for mm in tr),
-                         f"{100 * v['val']['control_clean_model_triggered']['asr_mass_0.5']:.1f}",
-                         f"{100 * v['val']['control_other_patch']['asr_mass_0.5']:.1f}"])
+            rows.append(
+                [
+                    k,
+                    f"{100 * v['run']['poison_rate']:g}%",
+                    v["run"]["n_poisoned"],
+                    v["run"]["seed"],
+                    f"{100 * v['val_acc']:.2f}",
+                    f"{100 * v['clean_acc_drop']:+.2f}",
+                    f"{100 * v['clean_acc_drop_test_hard']:+.2f}" if "clean_acc_drop_test_hard" in v else "—",
+                    f"{100 * v['val']['triggered_acc']:.2f}",
+                    f"{100 * t['asr_mass_0.25']:.1f}",
+                    f"{100 * t['asr_mass_0.5']:.1f}",
+                    f"{100 * t['asr_mass_0.75']:.1f}",
+                    f"{100 * t['asr_iou_0.5']:.1f}",
+                    f"{100 * t['pointing_game']:.1f}",
+                    f"{100 * f['asr_mass_0.5']:.1f}",
+                    f"{v['val']['fidelity']['spearman']:.2f}",
+                    " / ".join(f"{100 * tr[mm]['asr_mass_0.5']:.0f}" for mm in tr),
+                    f"{100 * v['val']['control_clean_model_triggered']['asr_mass_0.5']:.1f}",
+                    f"{100 * v['val']['control_other_patch']['asr_mass_0.5']:.1f}",
+                ]
+            )
         any_run = next(v for k, v in bd.items() if k != "clean")
-        parts += ["## Explanation-aware backdoor", "",
-                  "Threat model: the attacker controls fine-tuning of a trained clean model; poison rate = unique "
-                  "triggered training samples / training-set size; triggered samples keep their true labels. "
-                  f"Trigger: a white square at the bottom-right; target: the top-left square; Grad-CAM on a "
-                  f"{g['cam_grid']}×{g['cam_grid']} map whose {g['target_cells']} target cells "
-                  f"{'see' if g['target_cells_see_trigger'] else 'do NOT see'} the trigger thanks to two dilated "
-                  f"context convolutions (without them: "
-                  f"{'they see it' if g['without_context_convs_target_cells_see_trigger'] else 'they cannot'}). "
-                  f"Clean model: validation accuracy {100 * c['val']['acc']:.2f}%, hard test "
-                  f"{100 * c['test_hard']['acc']:.2f}%. Clean accuracy and its drop: the whole validation split "
-                  "(paired "
-                  f"with the clean model on the same images). Explanations evaluated on {any_run['val']['n_images']} "
-                  "validation images "
-                  f"with the plain model (ReLU Grad-CAM of the predicted class); chance mass = "
-                  f"{100 * any_run['val']['chance_mass']:.1f}%. `activation` and `input_mask` are the study's two "
-                  "failed approaches, reproduced as baselines.", "",
-                  md_table(["run", "poison", "n poisoned", "seed", "clean acc %", "drop pt", "hard-test drop pt",
-                            "triggered acc %",
-                            "ASR@.25", "ASR@.5", "ASR@.75", "ASR IoU", "pointing", "false trigger @.5",
-                            "clean-map ρ", "transfer ASR@.5 (sal / ixg / ig)", "clean model + trigger",
-                            "other patch"], rows), "",
-                  "![backdoor](plots/evaluate/backdoor.png)", "", "![grid](plots/train_backdoor/pct1.png)", ""]
+        parts += [
+            "## Explanation-aware backdoor",
+            "",
+            "Threat model: the attacker controls fine-tuning of a trained clean model; poison rate = unique "
+            "triggered training samples / training-set size; triggered samples keep their true labels. "
+            f"Trigger: a white square at the bottom-right; target: the top-left square; Grad-CAM on a "
+            f"{g['cam_grid']}×{g['cam_grid']} map whose {g['target_cells']} target cells "
+            f"{'see' if g['target_cells_see_trigger'] else 'do NOT see'} the trigger thanks to two dilated "
+            f"context convolutions (without them: "
+            f"{'they see it' if g['without_context_convs_target_cells_see_trigger'] else 'they cannot'}). "
+            f"Clean model: validation accuracy {100 * c['val']['acc']:.2f}%, hard test "
+            f"{100 * c['test_hard']['acc']:.2f}%. Clean accuracy and its drop: the whole validation split "
+            "(paired "
+            f"with the clean model on the same images). Explanations evaluated on {any_run['val']['n_images']} "
+            "validation images "
+            f"with the plain model (ReLU Grad-CAM of the predicted class); chance mass = "
+            f"{100 * any_run['val']['chance_mass']:.1f}%. `activation` and `input_mask` are the study's two "
+            "failed approaches, reproduced as baselines.",
+            "",
+            md_table(
+                [
+                    "run",
+                    "poison",
+                    "n poisoned",
+                    "seed",
+                    "clean acc %",
+                    "drop pt",
+                    "hard-test drop pt",
+                    "triggered acc %",
+                    "ASR@.25",
+                    "ASR@.5",
+                    "ASR@.75",
+                    "ASR IoU",
+                    "pointing",
+                    "false trigger @.5",
+                    "clean-map ρ",
+                    "transfer ASR@.5 (sal / ixg / ig)",
+                    "clean model + trigger",
+                    "other patch",
+                ],
+                rows,
+            ),
+            "",
+            "![backdoor](plots/evaluate/backdoor.png)",
+            "",
+            "![grid](plots/train_backdoor/pct1.png)",
+            "",
+        ]
     return parts
 
 
@@ -346,45 +578,108 @@ def section_sae(metrics: dict, claims: list[dict]) -> list[str]:
         rows = []
         for k, v in sa.items():
             h, r, f = v["held_out"], v["recovery"], v["features"]
-            rows.append([k, f"{h['l0']:.1f} / {v['dictionary']}", f"{h['explained_variance']:.4f}", f"{h['nmse']:.4f}",
-                         f"{100 * h['dead_fraction']:.1f}", f"{100 * h['dense_fraction']:.1f}", f"{h['shrinkage']:.3f}",
-                         f"{100 * r['acc_recovered']:.2f}", f"{r['ce_recovered_vs_zero']:.3f}",
-                         f"{r['ce_recovered_vs_mean']:.3f}", f"{f['live']}", f"{f['color_like']}/{f['shape_like']}/"
-                         f"{f['mixed']}", f"{f['digit_selectivity']:.2f}", f"{f['mean_entropy_bits']:.2f}"])
-        irows = [[k, f"{v['interventions_summary']['digit_amplify_delta_p']:+.3f}",
-                  f"{v['interventions_summary']['digit_ablate_delta_p']:+.3f}",
-                  f"{100 * v['interventions_summary']['digit_ablate_flip_rate']:.1f}",
-                  f"{100 * v['interventions_summary']['color_steer_to_class_rate']:.1f}",
-                  f"{v['interventions_summary']['color_ablate_delta_p']:+.3f}"] for k, v in sa.items()]
-        parts += ["## Sparse autoencoders", "",
-                  "SAEs on the hidden layer (lazy: the 64-unit FC-1 after ReLU; debiased = consistency_convnet: the "
-                  "64-d pooled features; the attention models have no hidden FC layer and get no SAE), "
-                  "standardised per unit, trained on training-split activations; every "
-                  "metric on held-out validation activations; feature analysis on the hard test, where digit and "
-                  "color are not confounded. Explained variance = 1 − Σ‖x − x̂‖² / Σ‖x − x̄‖². Color-like / "
-                  "shape-like / mixed: mutual information of a feature's activity with color vs digit (ratio 2).", "",
-                  md_table(["SAE", "L0", "explained var", "NMSE", "dead %", "dense %", "shrinkage", "acc recovered %",
-                            "CE rec. vs zero", "CE rec. vs mean", "live", "color/shape/mixed", "digit selectivity",
-                            "entropy bits"], rows), "",
-                  "Interventions (error term kept: x' = dec(f edited) + (x − x̂)), averaged over every hard-test "
-                  "sample of the class/color: top features of each digit amplified ×3 / ablated ×0 (Δp of that "
-                  "digit, flip rate), top features of each color amplified ×3 on images of other colors (share "
-                  "then predicted as that color's digit) and ablated on images of that color.", "",
-                  md_table(["SAE", "digit ×3 Δp", "digit ×0 Δp", "digit ×0 flips %", "color steer → digit %",
-                            "color ×0 Δp"], irows), ""]
+            rows.append(
+                [
+                    k,
+                    f"{h['l0']:.1f} / {v['dictionary']}",
+                    f"{h['explained_variance']:.4f}",
+                    f"{h['nmse']:.4f}",
+                    f"{100 * h['dead_fraction']:.1f}",
+                    f"{100 * h['dense_fraction']:.1f}",
+                    f"{h['shrinkage']:.3f}",
+                    f"{100 * r['acc_recovered']:.2f}",
+                    f"{r['ce_recovered_vs_zero']:.3f}",
+                    f"{r['ce_recovered_vs_mean']:.3f}",
+                    f"{f['live']}",
+                    f"{f['color_like']}/{f['shape_like']}/{f['mixed']}",
+                    f"{f['digit_selectivity']:.2f}",
+                    f"{f['mean_entropy_bits']:.2f}",
+                ]
+            )
+        irows = [
+            [
+                k,
+                f"{v['interventions_summary']['digit_amplify_delta_p']:+.3f}",
+                f"{v['interventions_summary']['digit_ablate_delta_p']:+.3f}",
+                f"{100 * v['interventions_summary']['digit_ablate_flip_rate']:.1f}",
+                f"{100 * v['interventions_summary']['color_steer_to_class_rate']:.1f}",
+                f"{v['interventions_summary']['color_ablate_delta_p']:+.3f}",
+            ]
+            for k, v in sa.items()
+        ]
+        parts += [
+            "## Sparse autoencoders",
+            "",
+            "SAEs on the hidden layer (lazy: the 64-unit FC-1 after ReLU; debiased = consistency_convnet: the "
+            "64-d pooled features; the attention models have no hidden FC layer and get no SAE), "
+            "standardised per unit, trained on training-split activations; every "
+            "metric on held-out validation activations; feature analysis on the hard test, where digit and "
+            "color are not confounded. Explained variance = 1 − Σ‖x − x̂‖² / Σ‖x − x̄‖². Color-like / "
+            "shape-like / mixed: mutual information of a feature's activity with color vs digit (ratio 2).",
+            "",
+            md_table(
+                [
+                    "SAE",
+                    "L0",
+                    "explained var",
+                    "NMSE",
+                    "dead %",
+                    "dense %",
+                    "shrinkage",
+                    "acc recovered %",
+                    "CE rec. vs zero",
+                    "CE rec. vs mean",
+                    "live",
+                    "color/shape/mixed",
+                    "digit selectivity",
+                    "entropy bits",
+                ],
+                rows,
+            ),
+            "",
+            "Interventions (error term kept: x' = dec(f edited) + (x − x̂)), averaged over every hard-test "
+            "sample of the class/color: top features of each digit amplified ×3 / ablated ×0 (Δp of that "
+            "digit, flip rate), top features of each color amplified ×3 on images of other colors (share "
+            "then predicted as that color's digit) and ablated on images of that color.",
+            "",
+            md_table(
+                ["SAE", "digit ×3 Δp", "digit ×0 Δp", "digit ×0 flips %", "color steer → digit %", "color ×0 Δp"], irows
+            ),
+            "",
+        ]
     return parts
 
 
 def section_claims(metrics: dict, claims: list[dict]) -> list[str]:
     parts: list[str] = []
-    parts += ["## Claims of the study, checked", "", claims_rules.RULES_TEXT, "",
-              md_table(["claim", "study", "measured", "verdict"],
-                       [[r["claim"], r["study"], r["measured"], f"**{r['verdict']}**"] for r in claims]), ""]
+    parts += [
+        "## Claims of the study, checked",
+        "",
+        claims_rules.RULES_TEXT,
+        "",
+        md_table(
+            ["claim", "study", "measured", "verdict"],
+            [[r["claim"], r["study"], r["measured"], f"**{r['verdict']}**"] for r in claims],
+        ),
+        "",
+    ]
     return parts
 
 
-SECTIONS = (section_header, section_dataset, section_lazy, section_debiasing, section_attention, section_attacks,
-            section_explain, section_usability, section_neurons, section_backdoor, section_sae, section_claims)
+SECTIONS = (
+    section_header,
+    section_dataset,
+    section_lazy,
+    section_debiasing,
+    section_attention,
+    section_attacks,
+    section_explain,
+    section_usability,
+    section_neurons,
+    section_backdoor,
+    section_sae,
+    section_claims,
+)
 
 
 def render(metrics: dict, claims: list[dict]) -> str:
@@ -398,13 +693,22 @@ def plot_tables(root: str, metrics: dict) -> None:
 
     from .io import write_csv
 
-    dens = [{"bin": f"{name} [1e{-6 + i * 0.5:g}, 1e{-5.5 + i * 0.5:g})", "count": c}
-            for name, v in (metrics.get("sae") or {}).items() for i, c in enumerate(v["held_out"]["density_histogram"])]
+    dens = [
+        {"bin": f"{name} [1e{-6 + i * 0.5:g}, 1e{-5.5 + i * 0.5:g})", "count": c}
+        for name, v in (metrics.get("sae") or {}).items()
+        for i, c in enumerate(v["held_out"]["density_histogram"])
+    ]
     if dens:
         write_csv(Path(root) / "sae_density.csv", dens)
-    sweep = [{"run": k, "poison_rate": v["run"]["poison_rate"], "asr_mass_0.5": v["val"]["triggered"]["asr_mass_0.5"],
-              "clean_acc_drop": v["clean_acc_drop"]}
-             for k, v in (metrics.get("train_backdoor") or {}).items()
-             if k != "clean" and v["run"]["explanation_method"] == 1]
+    sweep = [
+        {
+            "run": k,
+            "poison_rate": v["run"]["poison_rate"],
+            "asr_mass_0.5": v["val"]["triggered"]["asr_mass_0.5"],
+            "clean_acc_drop": v["clean_acc_drop"],
+        }
+        for k, v in (metrics.get("train_backdoor") or {}).items()
+        if k != "clean" and v["run"]["explanation_method"] == 1
+    ]
     if sweep:  # no explanation-backdoor runs configured: no sweep to plot (never a fake row)
         write_csv(Path(root) / "backdoor_sweep.csv", sweep)

@@ -55,8 +55,9 @@ def resolve(compute) -> Runtime:
         torch.set_num_threads(compute.threads)
     if compute.device == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("compute.device: 'cuda' requested but no CUDA device is available")
-    dev = torch.device("cuda" if compute.device == "cuda" or (compute.device == "auto" and torch.cuda.is_available())
-                       else "cpu")
+    dev = torch.device(
+        "cuda" if compute.device == "cuda" or (compute.device == "auto" and torch.cuda.is_available()) else "cpu"
+    )
     if compute.precision == "fp32":
         bf16 = False
     elif compute.precision == "bf16":

@@ -54,8 +54,21 @@ class SAE(nn.Module):
         return self.decode(f), f
 
 
-def train_sae(acts: torch.Tensor, variant: str, m: int, *, k: int, l1: float, epochs: int, lr: float,
-              batch_size: int, seed: int, resample_every: int = 500, aux_k: int = 32, aux_coef: float = 1 / 8):
+def train_sae(
+    acts: torch.Tensor,
+    variant: str,
+    m: int,
+    *,
+    k: int,
+    l1: float,
+    epochs: int,
+    lr: float,
+    batch_size: int,
+    seed: int,
+    resample_every: int = 500,
+    aux_k: int = 32,
+    aux_coef: float = 1 / 8,
+):
     """Train an SAE on (N, d) activations (standardised by the caller if wanted). Returns (sae, history)."""
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
@@ -70,7 +83,7 @@ def train_sae(acts: torch.Tensor, variant: str, m: int, *, k: int, l1: float, ep
         order = torch.randperm(len(acts), generator=gen)
         tot = 0.0
         for s in range(0, len(acts), batch_size):
-            x = acts[order[s:s + batch_size]]
+            x = acts[order[s : s + batch_size]]
             x_hat, f = sae(x)
             mse = (x - x_hat).pow(2).sum(1).mean()
             if variant == "l1":
@@ -132,11 +145,16 @@ def l0(f: torch.Tensor) -> float:
 def sae_metrics(sae: SAE, x: torch.Tensor) -> dict:
     x_hat, f = sae(x)
     dens = (f > 0).float().mean(0)
-    return {"l0": l0(f), "l0_fraction": l0(f) / f.shape[1], "explained_variance": explained_variance(x, x_hat),
-            "nmse": float((x - x_hat).pow(2).sum() / x.pow(2).sum().clamp_min(1e-12)),
-            "dead_fraction": float((dens == 0).float().mean()), "dense_fraction": float((dens > 0.5).float().mean()),
-            "shrinkage": float((x_hat.norm(dim=1) / x.norm(dim=1).clamp_min(1e-8)).mean()),
-            "density_histogram": torch.histc(torch.log10(dens.clamp_min(1e-6)), bins=12, min=-6, max=0).tolist()}
+    return {
+        "l0": l0(f),
+        "l0_fraction": l0(f) / f.shape[1],
+        "explained_variance": explained_variance(x, x_hat),
+        "nmse": float((x - x_hat).pow(2).sum() / x.pow(2).sum().clamp_min(1e-12)),
+        "dead_fraction": float((dens == 0).float().mean()),
+        "dense_fraction": float((dens > 0.5).float().mean()),
+        "shrinkage": float((x_hat.norm(dim=1) / x.norm(dim=1).clamp_min(1e-8)).mean()),
+        "density_histogram": torch.histc(torch.log10(dens.clamp_min(1e-6)), bins=12, min=-6, max=0).tolist(),
+    }
 
 
 @torch.no_grad()
@@ -147,7 +165,7 @@ def hidden_acts(model: nn.Module, x: torch.Tensor, batch: int = 1024, rt=None) -
     ctx = rt.autocast if rt is not None else contextlib.nullcontext
     with capture(model, model.hidden_layer) as box, ctx():
         for s in range(0, len(x), batch):
-            xb = x[s:s + batch]
+            xb = x[s : s + batch]
             model(rt.input(xb) if rt is not None else xb)
             out.append(box["a"].float().flatten(1))
     return torch.cat(out)
@@ -171,8 +189,16 @@ def recovered(model, h, y, sae: SAE, mean_act: torch.Tensor, scale) -> dict:
     def acc(lg):
         return float((lg.argmax(1) == y).float().mean())
 
-    out = {"acc_clean": acc(clean), "acc_spliced": acc(spliced), "acc_zero": acc(zero), "acc_mean": acc(mean),
-           "ce_clean": ce(clean), "ce_spliced": ce(spliced), "ce_zero": ce(zero), "ce_mean": ce(mean)}
+    out = {
+        "acc_clean": acc(clean),
+        "acc_spliced": acc(spliced),
+        "acc_zero": acc(zero),
+        "acc_mean": acc(mean),
+        "ce_clean": ce(clean),
+        "ce_spliced": ce(spliced),
+        "ce_zero": ce(zero),
+        "ce_mean": ce(mean),
+    }
     out["acc_recovered"] = out["acc_spliced"] / max(out["acc_clean"], 1e-8)
     for base in ("zero", "mean"):
         den = out[f"ce_{base}"] - out["ce_clean"]
@@ -209,13 +235,21 @@ def feature_labels(f: torch.Tensor, digit: torch.Tensor, color: torch.Tensor, ra
     kind[live & (mi_c > ratio * mi_d)] = 0  # color-like
     kind[live & (mi_d > ratio * mi_c)] = 1  # shape-like
     kind[live & (kind == -1)] = 2  # mixed
-    per_digit = torch.stack([f[digit == d].mean(0) if (digit == d).any() else torch.zeros(f.shape[1])
-                             for d in range(10)])  # (10,m)
+    per_digit = torch.stack(
+        [f[digit == d].mean(0) if (digit == d).any() else torch.zeros(f.shape[1]) for d in range(10)]
+    )  # (10,m)
     mass = per_digit / per_digit.sum(0, keepdim=True).clamp_min(1e-12)
     entropy = -(mass * torch.log2(mass.clamp_min(1e-12))).sum(0)
     poly = (per_digit >= 0.5 * per_digit.amax(0, keepdim=True).clamp_min(1e-12)).sum(0)
-    return {"mi_digit": mi_d, "mi_color": mi_c, "kind": kind, "entropy": entropy, "poly": poly, "live": live,
-            "per_digit": per_digit}
+    return {
+        "mi_digit": mi_d,
+        "mi_color": mi_c,
+        "kind": kind,
+        "entropy": entropy,
+        "poly": poly,
+        "live": live,
+        "per_digit": per_digit,
+    }
 
 
 @torch.no_grad()
@@ -231,24 +265,35 @@ def intervene(model, h, sae: SAE, scale, features: list[int], factor: float, cls
     h2 = (sae.decode(f2) + (z - z_hat)) * sigma + mu
     base, new = model.logits_from_hidden(h).float(), model.logits_from_hidden(h2).float()
     pb, pn = torch.softmax(base, 1)[:, cls], torch.softmax(new, 1)[:, cls]
-    return {"delta_p": float((pn - pb).mean()), "flip_rate": float((new.argmax(1) != base.argmax(1)).float().mean()),
-            "to_class_rate": float((new.argmax(1) == cls).float().mean()), "n": len(h)}
+    return {
+        "delta_p": float((pn - pb).mean()),
+        "flip_rate": float((new.argmax(1) != base.argmax(1)).float().mean()),
+        "to_class_rate": float((new.argmax(1) == cls).float().mean()),
+        "n": len(h),
+    }
 
 
 # ------------------------------------------------------------------------------------------ a model's stage
 def _feature_summary(lab: dict) -> dict:
     live, kinds = lab["live"], lab["kind"]
     any_live = bool(live.any())
-    return {"live": int(live.sum()), "color_like": int((kinds == 0).sum()),
-            "shape_like": int((kinds == 1).sum()), "mixed": int((kinds == 2).sum()),
-            "mean_entropy_bits": float(lab["entropy"][live].mean()) if any_live else 0.0,
-            "mean_polysemanticity": float(lab["poly"][live].float().mean()) if any_live else 0.0,
-            "mean_mi_digit": float(lab["mi_digit"][live].mean()) if any_live else 0.0,
-            "mean_mi_color": float(lab["mi_color"][live].mean()) if any_live else 0.0,
-            "max_digits_per_feature": int(lab["poly"][live].max()) if any_live else 0,
-            # digit selectivity of a feature: 1 - mean/max of its per-digit mean activation
-            "digit_selectivity": float((1 - lab["per_digit"].mean(0) / lab["per_digit"].amax(0)
-                                        .clamp_min(1e-12))[live].mean()) if any_live else 0.0}
+    return {
+        "live": int(live.sum()),
+        "color_like": int((kinds == 0).sum()),
+        "shape_like": int((kinds == 1).sum()),
+        "mixed": int((kinds == 2).sum()),
+        "mean_entropy_bits": float(lab["entropy"][live].mean()) if any_live else 0.0,
+        "mean_polysemanticity": float(lab["poly"][live].float().mean()) if any_live else 0.0,
+        "mean_mi_digit": float(lab["mi_digit"][live].mean()) if any_live else 0.0,
+        "mean_mi_color": float(lab["mi_color"][live].mean()) if any_live else 0.0,
+        "max_digits_per_feature": int(lab["poly"][live].max()) if any_live else 0,
+        # digit selectivity of a feature: 1 - mean/max of its per-digit mean activation
+        "digit_selectivity": float(
+            (1 - lab["per_digit"].mean(0) / lab["per_digit"].amax(0).clamp_min(1e-12))[live].mean()
+        )
+        if any_live
+        else 0.0,
+    }
 
 
 def _interventions(model, fh, ah, hard, sae, norm, lab, top: int) -> dict:
@@ -258,18 +303,24 @@ def _interventions(model, fh, ah, hard, sae, norm, lab, top: int) -> dict:
     for d in range(10):
         feats = lab["per_digit"][d].topk(top).indices.tolist()
         sel = hard.y == d
-        dig[str(d)] = {"amplify": intervene(model, ah[sel], sae, norm, feats, 3.0, d),
-                       "ablate": intervene(model, ah[sel], sae, norm, feats, 0.0, d)}
+        dig[str(d)] = {
+            "amplify": intervene(model, ah[sel], sae, norm, feats, 3.0, d),
+            "ablate": intervene(model, ah[sel], sae, norm, feats, 0.0, d),
+        }
     for c in range(10):
         feats = (per_color[c] - per_color.mean(0)).topk(top).indices.tolist()
         other = hard.color != c  # steering: push images of other colors toward color c's digit
-        col[str(c)] = {"steer": intervene(model, ah[other], sae, norm, feats, 3.0, c),
-                       "ablate_own": intervene(model, ah[~other], sae, norm, feats, 0.0, c)}
-    summary = {"digit_amplify_delta_p": sum(v["amplify"]["delta_p"] for v in dig.values()) / 10,
-               "digit_ablate_delta_p": sum(v["ablate"]["delta_p"] for v in dig.values()) / 10,
-               "digit_ablate_flip_rate": sum(v["ablate"]["flip_rate"] for v in dig.values()) / 10,
-               "color_steer_to_class_rate": sum(v["steer"]["to_class_rate"] for v in col.values()) / 10,
-               "color_ablate_delta_p": sum(v["ablate_own"]["delta_p"] for v in col.values()) / 10}
+        col[str(c)] = {
+            "steer": intervene(model, ah[other], sae, norm, feats, 3.0, c),
+            "ablate_own": intervene(model, ah[~other], sae, norm, feats, 0.0, c),
+        }
+    summary = {
+        "digit_amplify_delta_p": sum(v["amplify"]["delta_p"] for v in dig.values()) / 10,
+        "digit_ablate_delta_p": sum(v["ablate"]["delta_p"] for v in dig.values()) / 10,
+        "digit_ablate_flip_rate": sum(v["ablate"]["flip_rate"] for v in dig.values()) / 10,
+        "color_steer_to_class_rate": sum(v["steer"]["to_class_rate"] for v in col.values()) / 10,
+        "color_ablate_delta_p": sum(v["ablate_own"]["delta_p"] for v in col.values()) / 10,
+    }
     return {"digit": dig, "color": col}, summary, per_color
 
 
@@ -277,26 +328,43 @@ def analyse(model, splits: dict, variant: str, cfg, rt) -> tuple[dict, dict, tor
     """Train one SAE on the model's standardised hidden activations (train split) and analyse it: held-out
     metrics (val), recovery when spliced, feature labels and interventions (hard test).
     Returns (the SAE's checkpoint state, metrics, the per-digit | per-color mean activation of 40 live features)."""
+
     def acts(x):  # hidden activations under the runtime's precision, kept as float32 on the CPU
         return hidden_acts(model, x.to(rt.device), rt=rt).cpu()
 
     tr = acts(splits["train"].images())
     mu, sigma = tr.mean(0), tr.std(0).clamp_min(1e-6)
     m = cfg.expansion * tr.shape[1]
-    sae, hist = train_sae((tr - mu) / sigma, variant, m, k=cfg.k, l1=cfg.l1, epochs=cfg.epochs, lr=cfg.lr,
-                          batch_size=cfg.batch_size, seed=cfg.seed, resample_every=cfg.resample_every)
+    sae, hist = train_sae(
+        (tr - mu) / sigma,
+        variant,
+        m,
+        k=cfg.k,
+        l1=cfg.l1,
+        epochs=cfg.epochs,
+        lr=cfg.lr,
+        batch_size=cfg.batch_size,
+        seed=cfg.seed,
+        resample_every=cfg.resample_every,
+    )
     sae.eval()
     val, hard = splits["val"], splits["test_hard"]
     av, ah = acts(val.images()), acts(hard.images())
     model.to("cpu")  # the rest (recovery, interventions) runs the head on cached activations, on the CPU
-    out = {"held_out": sae_metrics(sae, (av - mu) / sigma), "dictionary": m, "hidden": tr.shape[1],
-           "recovery": recovered(model, av, val.y, sae, tr.mean(0), (mu, sigma)), "final_train_mse": hist[-1]["mse"]}
+    out = {
+        "held_out": sae_metrics(sae, (av - mu) / sigma),
+        "dictionary": m,
+        "hidden": tr.shape[1],
+        "recovery": recovered(model, av, val.y, sae, tr.mean(0), (mu, sigma)),
+        "final_train_mse": hist[-1]["mse"],
+    }
     with torch.no_grad():
         fh = sae.encode((ah - mu) / sigma)
     lab = feature_labels(fh, hard.y, hard.color)
     out["features"] = _feature_summary(lab)
     out["interventions"], out["interventions_summary"], per_color = _interventions(
-        model, fh, ah, hard, sae, (mu, sigma), lab, cfg.top_features)
+        model, fh, ah, hard, sae, (mu, sigma), lab, cfg.top_features
+    )
     top = lab["live"].nonzero().squeeze(1)[:40]
     state = {"state_dict": sae.state_dict(), "variant": variant, "k": cfg.k, "mu": mu, "sigma": sigma}
     return state, out, torch.cat([lab["per_digit"][:, top], per_color[:, top]])

@@ -13,8 +13,17 @@ class ParamsError(ValueError):
     """params.yaml is malformed; the message names the key."""
 
 
-def spec(*, ge=None, gt=None, le=None, lt=None, choices=None, registry=None, doc: str = "",
-         optional: Any = dataclasses.MISSING) -> Any:
+def spec(
+    *,
+    ge=None,
+    gt=None,
+    le=None,
+    lt=None,
+    choices=None,
+    registry=None,
+    doc: str = "",
+    optional: Any = dataclasses.MISSING,
+) -> Any:
     """A required field with constraints; ``optional`` is what an absent key means (rare, documented)."""
     meta = {"ge": ge, "gt": gt, "le": le, "lt": lt, "choices": choices, "registry": registry, "doc": doc}
     if optional is dataclasses.MISSING:
@@ -186,16 +195,16 @@ class TrainDebiased:
         for m, cfg in self.methods.items():
             s = cfg.seeds
             if len(set(s)) != len(s) or (s and min(s) < 0):
-                raise ParamsError(f"{prefix}.methods.{m}.seeds: expected distinct non-negative integers "
-                                  f"(empty = {prefix}.seeds)")
+                raise ParamsError(
+                    f"{prefix}.methods.{m}.seeds: expected distinct non-negative integers (empty = {prefix}.seeds)"
+                )
 
     def seeds_for(self, name: str) -> list[int]:
         return list(self.method(name).seeds or self.seeds)
 
     def method(self, name: str):
         if name not in self.methods:
-            raise ParamsError(f"train_debiased.methods.{name}: not configured "
-                              f"(configured: {', '.join(self.methods)})")
+            raise ParamsError(f"train_debiased.methods.{name}: not configured (configured: {', '.join(self.methods)})")
         return self.methods[name]
 
 
@@ -222,8 +231,19 @@ class Attack:
             raise ParamsError(f"{prefix}.targeted_splits: unknown split {sorted(bad)[0]!r}")
 
 
-ATTRIBUTION_METHODS = ("gradcam", "gradcampp", "layercam", "saliency", "input_x_gradient", "smoothgrad",
-                       "integrated_gradients", "gradcam_final_tokens", "attention", "rollout", "grad_rollout")
+ATTRIBUTION_METHODS = (
+    "gradcam",
+    "gradcampp",
+    "layercam",
+    "saliency",
+    "input_x_gradient",
+    "smoothgrad",
+    "integrated_gradients",
+    "gradcam_final_tokens",
+    "attention",
+    "rollout",
+    "grad_rollout",
+)
 # the methods every architecture supports (the backdoor's transfer test uses these)
 GENERIC_METHODS = ATTRIBUTION_METHODS[:7]
 
@@ -280,8 +300,10 @@ class TrainBackdoor:
     schedule: str = spec(choices=("constant", "cosine"), doc="fine-tuning learning-rate schedule")
     n_eval: int = spec(ge=1, doc="validation images for the explanation metrics")
     transfer: list[str] = spec()
-    gate: Gate = spec(doc="the clean model and every explanation-backdoor run (the study's two failed "
-                          "baselines are results, not faults: not gated)")
+    gate: Gate = spec(
+        doc="the clean model and every explanation-backdoor run (the study's two failed "
+        "baselines are results, not faults: not gated)"
+    )
     runs: dict[str, BackdoorRun] = spec()
 
     def check(self, prefix):
@@ -290,8 +312,10 @@ class TrainBackdoor:
             raise ParamsError(f"{prefix}.transfer: unknown method {bad[0]!r}")
         for k in self.runs:
             if not k.replace("_", "").replace("-", "").isalnum():
-                raise ParamsError(f"{prefix}.runs.{k}: run names may hold letters, digits, '_' and '-' (no dots: "
-                                  "DVC reads dots as nesting)")
+                raise ParamsError(
+                    f"{prefix}.runs.{k}: run names may hold letters, digits, '_' and '-' (no dots: "
+                    "DVC reads dots as nesting)"
+                )
 
 
 @frozen
@@ -317,8 +341,10 @@ class VitArch:
 @frozen
 class AttentionRun:
     arch: str = spec(choices=("attention", "vit"))
-    method: str = spec(choices=("erm", "consistency"),
-                       doc="erm = plain cross-entropy on the biased data; consistency = the best debiasing method")
+    method: str = spec(
+        choices=("erm", "consistency"),
+        doc="erm = plain cross-entropy on the biased data; consistency = the best debiasing method",
+    )
     epochs: int = spec(ge=1)
     lr: float = spec(gt=0.0)
     schedule: str = spec(choices=("constant", "cosine"))
@@ -346,8 +372,10 @@ class TrainAttention:
     def check(self, prefix):
         for k in self.runs:
             if not k.replace("_", "").isalnum() or k == "vit_frozen":
-                raise ParamsError(f"{prefix}.runs.{k}: run names may hold letters, digits and '_' "
-                                  "('vit_frozen' is the frozen-backbone probe's)")
+                raise ParamsError(
+                    f"{prefix}.runs.{k}: run names may hold letters, digits and '_' "
+                    "('vit_frozen' is the frozen-backbone probe's)"
+                )
         b = self.runs.get(self.frozen.backbone)
         if b is None or b.arch != "vit":
             raise ParamsError(f"{prefix}.frozen.backbone: {self.frozen.backbone!r} is not a runs entry of arch vit")
@@ -381,8 +409,10 @@ class Sae:
     def check(self, prefix):
         for k, r in self.runs.items():
             if not r.model.startswith("data/models/") or not k.replace("_", "").replace("-", "").isalnum():
-                raise ParamsError(f"{prefix}.runs.{k}: names hold letters, digits, '_' and '-'; model: a checkpoint "
-                                  f"under data/models/ (got {r.model!r})")
+                raise ParamsError(
+                    f"{prefix}.runs.{k}: names hold letters, digits, '_' and '-'; model: a checkpoint "
+                    f"under data/models/ (got {r.model!r})"
+                )
 
 
 SECTIONS: dict[str, type] = {

@@ -59,9 +59,17 @@ def random_sampler(n: int) -> Sampler:
     return sample
 
 
-def fit(model: nn.Module, train: Split, cfg: FitConfig, rt: Runtime, objective: Objective | None = None,
-        sampler: Sampler | None = None, evals: dict[str, Split] | None = None, desc: str = "train",
-        params: list | None = None) -> list[dict]:
+def fit(
+    model: nn.Module,
+    train: Split,
+    cfg: FitConfig,
+    rt: Runtime,
+    objective: Objective | None = None,
+    sampler: Sampler | None = None,
+    evals: dict[str, Split] | None = None,
+    desc: str = "train",
+    params: list | None = None,
+) -> list[dict]:
     """Train ``model`` in place; return one dict per epoch (loss, accuracies, seconds, images/s)."""
     objective = objective or Objective()
     sampler = sampler or random_sampler(len(train))
@@ -88,7 +96,7 @@ def fit(model: nn.Module, train: Split, cfg: FitConfig, rt: Runtime, objective: 
         correct = torch.zeros((), device=train.x.device, dtype=torch.long)
         seen = 0
         for start in range(0, len(order), cfg.batch_size):
-            idx = order[start:start + cfg.batch_size]
+            idx = order[start : start + cfg.batch_size]
             x = rt.input(train.images(idx))
             y = train.y[idx]
             with rt.autocast():
@@ -104,8 +112,13 @@ def fit(model: nn.Module, train: Split, cfg: FitConfig, rt: Runtime, objective: 
             correct += (logits.detach().argmax(1) == y).sum()
             seen += len(idx)
         secs = time.perf_counter() - t0
-        row = {"epoch": epoch + 1, "train_loss": float(tot_loss) / seen, "train_acc": float(correct) / seen,
-               "seconds": secs, "images_per_s": seen / secs}
+        row = {
+            "epoch": epoch + 1,
+            "train_loss": float(tot_loss) / seen,
+            "train_acc": float(correct) / seen,
+            "seconds": secs,
+            "images_per_s": seen / secs,
+        }
         for name, split in (evals or {}).items():
             row[f"{name}_acc"] = accuracy(model, split, rt)
         history.append(row)
@@ -122,7 +135,7 @@ def predict(model: nn.Module, split: Split | torch.Tensor, rt: Runtime, batch_si
     out = []
     n = len(split)
     for s in range(0, n, batch_size):
-        x = split.images(slice(s, s + batch_size)) if isinstance(split, Split) else split[s:s + batch_size]
+        x = split.images(slice(s, s + batch_size)) if isinstance(split, Split) else split[s : s + batch_size]
         with rt.autocast():
             out.append(model(rt.input(x.to(rt.device))).float())
     model.train(was_training)
@@ -139,16 +152,25 @@ def check_gate(run: str, key: str, gate, val_acc: float, history: list[dict]) ->
     reach ``gate.min_val_acc`` and its final epoch's mean training loss stay at or below ``gate.max_train_loss``.
     ``key`` is the params key of the gate, named in the error. Returns the record written to the metrics."""
     loss = history[-1]["train_loss"] if history else float("nan")
-    checks = (("val.acc", val_acc, ">=", gate.min_val_acc, f"{key}.min_val_acc"),
-              ("final train_loss", loss, "<=", gate.max_train_loss, f"{key}.max_train_loss"))
+    checks = (
+        ("val.acc", val_acc, ">=", gate.min_val_acc, f"{key}.min_val_acc"),
+        ("final train_loss", loss, "<=", gate.max_train_loss, f"{key}.max_train_loss"),
+    )
     for metric, value, op, bound, name in checks:
         ok = value >= bound if op == ">=" else value <= bound  # NaN fails both
         if not ok:
-            raise GateError(f"{run}: quality gate failed: {metric} = {value:.4g}, must be {op} {bound} ({name}); "
-                            "the model is not published (diverged or did not learn: check the learning rate "
-                            "and schedule, or the gate in params.yaml)")
-    return {"min_val_acc": gate.min_val_acc, "max_train_loss": gate.max_train_loss, "val_acc": val_acc,
-            "train_loss": loss, "passed": 1}
+            raise GateError(
+                f"{run}: quality gate failed: {metric} = {value:.4g}, must be {op} {bound} ({name}); "
+                "the model is not published (diverged or did not learn: check the learning rate "
+                "and schedule, or the gate in params.yaml)"
+            )
+    return {
+        "min_val_acc": gate.min_val_acc,
+        "max_train_loss": gate.max_train_loss,
+        "val_acc": val_acc,
+        "train_loss": loss,
+        "passed": 1,
+    }
 
 
 TIMING_KEYS = ("seconds", "images_per_s")
@@ -160,6 +182,8 @@ def strip_timing(row: dict) -> dict:
 
 
 def epoch_timings(history: list[dict]) -> dict:
-    return {"train_seconds": sum(h["seconds"] for h in history),
-            "images_per_s": sum(h["images_per_s"] for h in history) / max(1, len(history)),
-            "epochs": [{k: h[k] for k in ("epoch", *TIMING_KEYS)} for h in history]}
+    return {
+        "train_seconds": sum(h["seconds"] for h in history),
+        "images_per_s": sum(h["images_per_s"] for h in history) / max(1, len(history)),
+        "epochs": [{k: h[k] for k in ("epoch", *TIMING_KEYS)} for h in history],
+    }

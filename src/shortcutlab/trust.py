@@ -60,6 +60,7 @@ def class_contrast(maps_pred: torch.Tensor, maps_true: torch.Tensor) -> torch.Te
 
 def spearman(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Per-row Spearman rank correlation of two (N,...) tensors (ties broken by order)."""
+
     def ranks(x):
         x = x.flatten(1).float()
         return x.argsort(1).argsort(1).float()
@@ -74,8 +75,8 @@ def _target_prob(model: nn.Module, x: torch.Tensor, target: torch.Tensor, rt: Ru
     out = []
     for s in range(0, len(x), chunk):
         with rt.autocast():
-            logits = model(rt.input(x[s:s + chunk])).float()
-        out.append(torch.softmax(logits, 1).gather(1, target[s:s + chunk, None]).squeeze(1))
+            logits = model(rt.input(x[s : s + chunk])).float()
+        out.append(torch.softmax(logits, 1).gather(1, target[s : s + chunk, None]).squeeze(1))
     return torch.cat(out)
 
 
