@@ -11,15 +11,14 @@ from shortcutlab.cli import run_stage
 from shortcutlab.data import load_splits
 from shortcutlab.explain import (
     analyse,
-    class_visualisation,
     fixed_subset,
     method_kwargs,
-    neuron_deep_dive,
     probes,
     success_failure_probes,
 )
 from shortcutlab.io import write_json, write_timings
 from shortcutlab.models import load_model
+from shortcutlab.neurons import class_visualisation, neuron_deep_dive
 from shortcutlab.runtime import resolve
 from shortcutlab.training import predict
 

@@ -6,19 +6,17 @@ import torch
 from conftest import PARAMS, repo_section
 from test_training import toy_split
 
+from shortcutlab.augment import color_jitter, hsv_to_rgb, rgb_to_hsv
 from shortcutlab.debias import (
     channel_scale,
     choose_suppressed,
-    color_jitter,
-    color_selectivity,
     focal_loss,
     gce_loss,
-    hsv_to_rgb,
     recolor,
-    rgb_to_hsv,
     train_method,
 )
 from shortcutlab.models import build
+from shortcutlab.neurons import color_selectivity
 from shortcutlab.params import Compute
 from shortcutlab.runtime import resolve
 

@@ -13,8 +13,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data import Split, flat_images
-from .models import TwoConvCNN, build, capture, unit_responses
+from .augment import color_jitter
+from .data import Split
+from .models import TwoConvCNN, build, capture
+from .neurons import channel_color_responses, color_selectivity
 from .runtime import Runtime
 from .training import FitConfig, Objective, fit, predict
 
@@ -36,65 +38,6 @@ def gce_loss(logits: torch.Tensor, y: torch.Tensor, q: float, reduction: str = "
 def sym_kl(logits_a: torch.Tensor, logits_b: torch.Tensor) -> torch.Tensor:
     la, lb = F.log_softmax(logits_a.float(), 1), F.log_softmax(logits_b.float(), 1)
     return 0.5 * ((la.exp() * (la - lb)).sum(1) + (lb.exp() * (lb - la)).sum(1)).mean()
-
-
-# ------------------------------------------------------------------------------------------ color jitter
-def rgb_to_hsv(x: torch.Tensor) -> torch.Tensor:
-    """Batched RGB -> HSV for (N,3,H,W) in [0,1] (h in [0,1))."""
-    r, g, b = x.unbind(1)
-    maxc, minc = x.amax(1), x.amin(1)
-    delta = maxc - minc
-    s = torch.where(maxc > 0, delta / maxc.clamp_min(1e-12), torch.zeros_like(maxc))
-    d = delta.clamp_min(1e-12)
-    h = torch.where(maxc == r, ((g - b) / d) % 6, torch.where(maxc == g, (b - r) / d + 2, (r - g) / d + 4))
-    h = torch.where(delta > 0, h / 6.0, torch.zeros_like(h)) % 1.0
-    return torch.stack([h, s, maxc], 1)
-
-
-def hsv_to_rgb(x: torch.Tensor) -> torch.Tensor:
-    """Batched HSV -> RGB: channel n in (r, g, b) is v - v*s*clamp(min(k, 4 - k), 0, 1) with
-    k = (5, 3, 1)[n] + 6h mod 6 (branch-free form of the sextant table)."""
-    h, s, v = x.unbind(1)
-    k = (torch.tensor([5.0, 3.0, 1.0], device=x.device)[None, :, None, None] + 6 * h.unsqueeze(1)) % 6
-    return v.unsqueeze(1) - (v * s).unsqueeze(1) * torch.minimum(k, 4 - k).clamp(0, 1)
-
-
-def color_jitter(
-    x: torch.Tensor,
-    gen: torch.Generator,
-    brightness: float,
-    contrast: float,
-    saturation: float,
-    hue: float,
-    extreme_frac: float = 0.0,
-) -> torch.Tensor:
-    """Per-sample color jitter on a whole batch (N,3,H,W) in [0,1], one random draw per sample.
-
-    Factors are drawn uniformly from [max(0, 1-s), 1+s] (hue shift from [-hue, hue] of a full turn); a
-    fraction ``extreme_frac`` of the samples gets the extreme setting (brightness/contrast/saturation in
-    [0, 2], hue in [-0.5, 0.5]). Applied in torchvision's ColorJitter order (brightness, contrast,
-    saturation, hue; hue shifted in HSV), vectorised over the batch."""
-    n, dev = x.shape[0], x.device
-
-    def u(lo, hi):
-        return (torch.rand(n, generator=gen) * (hi - lo) + lo).to(dev)
-
-    extreme = (torch.rand(n, generator=gen) < extreme_frac).to(dev)
-
-    def factor(s):
-        return torch.where(extreme, u(0.0, 2.0), u(max(0.0, 1 - s), 1 + s))[:, None, None, None]
-
-    b, c, s = factor(brightness), factor(contrast), factor(saturation)
-    h = torch.where(extreme, u(-0.5, 0.5), u(-hue, hue))
-    x = x.float()
-    x = (x * b).clamp(0, 1)
-    lum = (x * torch.tensor([0.299, 0.587, 0.114], device=dev)[:, None, None]).sum(1, keepdim=True)
-    x = ((x - lum.mean((2, 3), keepdim=True)) * c + lum.mean((2, 3), keepdim=True)).clamp(0, 1)
-    lum = (x * torch.tensor([0.299, 0.587, 0.114], device=dev)[:, None, None]).sum(1, keepdim=True)
-    x = (lum + (x - lum) * s).clamp(0, 1)
-    hsv = rgb_to_hsv(x)
-    hsv = torch.stack([(hsv[:, 0] + h[:, None, None]) % 1.0, hsv[:, 1], hsv[:, 2]], 1)
-    return hsv_to_rgb(hsv).clamp(0, 1)
 
 
 # ------------------------------------------------------------------------------------------ objectives
@@ -200,17 +143,6 @@ def jtt_sampler(n: int, errors: torch.Tensor, up: int):
 
 
 # ------------------------------------------------------------------------------------------ suppression
-def color_selectivity(responses: torch.Tensor) -> torch.Tensor:
-    """CSI = (max - mean) / (std + 1e-8) over the ten palette colors; responses (10 colors, units)."""
-    r = responses.float()
-    return (r.max(0).values - r.mean(0)) / (r.std(0) + 1e-8)
-
-
-def channel_color_responses(model: nn.Module, layer: str, palette: torch.Tensor) -> torch.Tensor:
-    """Mean activation of each channel of ``layer`` on ten flat images of the pure palette colors."""
-    return unit_responses(model, layer, flat_images(palette).to(next(model.parameters()).device)).cpu()
-
-
 def choose_suppressed(csi: torch.Tensor, frac: float) -> list[int]:
     k = max(1, round(frac * len(csi)))
     return sorted(torch.argsort(csi, descending=True)[:k].tolist())

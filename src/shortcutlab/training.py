@@ -59,6 +59,33 @@ def random_sampler(n: int) -> Sampler:
     return sample
 
 
+def _epoch(model, train, order, cfg, rt, objective, opt, step: int, total: int, desc: str, epoch: int):
+    """One pass over ``order`` (index batches); returns (summed loss, correct, images seen, global step)."""
+    tot_loss = torch.zeros((), device=train.x.device)
+    correct = torch.zeros((), device=train.x.device, dtype=torch.long)
+    seen = 0
+    for start in range(0, len(order), cfg.batch_size):
+        idx = order[start : start + cfg.batch_size]
+        x = rt.input(train.images(idx))
+        y = train.y[idx]
+        with rt.autocast():
+            loss, logits = objective.loss(model, x, y, idx)
+        if not torch.isfinite(loss):
+            raise GateError(
+                f"{desc}: quality gate failed: non-finite training loss at epoch {epoch + 1}, step {step + 1} "
+                "(diverged: lower the learning rate); the model is not published"
+            )
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.lr = cfg.lr * (cosine(step, total) if cfg.schedule == "cosine" else 1.0)
+        opt.step()
+        step += 1
+        tot_loss += loss.detach() * len(idx)
+        correct += (logits.detach().argmax(1) == y).sum()
+        seen += len(idx)
+    return tot_loss, correct, seen, step
+
+
 def fit(
     model: nn.Module,
     train: Split,
@@ -92,25 +119,7 @@ def fit(
         objective.start_epoch(epoch)
         order = sampler(epoch, gen).to(train.x.device)
         t0 = time.perf_counter()
-        tot_loss = torch.zeros((), device=train.x.device)
-        correct = torch.zeros((), device=train.x.device, dtype=torch.long)
-        seen = 0
-        for start in range(0, len(order), cfg.batch_size):
-            idx = order[start : start + cfg.batch_size]
-            x = rt.input(train.images(idx))
-            y = train.y[idx]
-            with rt.autocast():
-                loss, logits = objective.loss(model, x, y, idx)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"{desc}: non-finite loss at epoch {epoch + 1}")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.lr = cfg.lr * (cosine(step, total) if cfg.schedule == "cosine" else 1.0)
-            opt.step()
-            step += 1
-            tot_loss += loss.detach() * len(idx)
-            correct += (logits.detach().argmax(1) == y).sum()
-            seen += len(idx)
+        tot_loss, correct, seen, step = _epoch(model, train, order, cfg, rt, objective, opt, step, total, desc, epoch)
         secs = time.perf_counter() - t0
         row = {
             "epoch": epoch + 1,

@@ -1,0 +1,18 @@
+"""Markdown helpers of the report: percentages, tables."""
+
+from __future__ import annotations
+
+
+def pct(v: float) -> str:
+    return f"{100 * v:.2f}%"
+
+
+def md_table(header: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def methods_of(e: dict) -> list[str]:
+    h = e["test_hard"]
+    return [k for k in h if isinstance(h[k], dict) and "foreground_mass" in h[k]]

@@ -1,0 +1,395 @@
+"""The report's sections on the analyses: attacks, explanations (trust, usability, neurons), the
+explanation-aware backdoor, sparse autoencoders."""
+
+from __future__ import annotations
+
+from .markdown import md_table, methods_of
+from .metrics import attack_rows, hard_acc
+
+
+def section_attacks(metrics: dict, claims: list[dict]) -> list[str]:
+    parts: list[str] = []
+    ar = attack_rows(metrics)
+    if ar:
+        eps = next(iter(ar.values()))["eps"]
+        rows = []
+        for k, r in ar.items():
+            ha = hard_acc(metrics, k)
+            rows.append(
+                [
+                    k,
+                    f"{100 * ha:.1f}" if ha is not None else "—",
+                    r["n_targeted"],
+                    " / ".join(f"{100 * v:.0f}" for v in r["t_fgsm"]),
+                    " / ".join(f"{100 * v:.0f}" for v in r["t_pgd"]),
+                    r["min_eps_pgd"] if r["min_eps_pgd"] is not None else f"> {eps[-1]}",
+                    " / ".join(f"{100 * v:.0f}" for v in r["robust_pgd"]),
+                ]
+            )
+        parts += [
+            "## Adversarial attacks",
+            "",
+            f"L∞ FGSM and PGD at eps = {' / '.join(f'{e:g}' for e in eps)}. Targeted: the first n "
+            "hard-test images of the source digit (column n) pushed to the target digit (success = predicted "
+            "target). "
+            "Robust accuracy: untargeted PGD on a fixed hard-test subset. "
+            "Debiased models: the first seed's checkpoint.",
+            "",
+            md_table(
+                [
+                    "model",
+                    "hard acc %",
+                    "targeted n",
+                    "targeted FGSM %",
+                    "targeted PGD %",
+                    "min eps (PGD ≥ 90%)",
+                    "robust acc PGD %",
+                ],
+                rows,
+            ),
+            "",
+            "![attack](plots/evaluate/attack.png)",
+            "",
+        ]
+    return parts
+
+
+def _explain_tables(ex: dict) -> tuple:
+    rows = []
+    for mname, e in ex.items():
+        h = e["test_hard"]
+        for meth in methods_of(e):
+            r = h[meth]
+            rows.append(
+                [
+                    mname,
+                    meth,
+                    f"{r['concentration_ratio']:.2f}",
+                    f"{r['foreground_mass']:.2f}",
+                    f"{100 * r['degenerate_rate']:.1f}",
+                    f"{r.get('class_contrast', 0.0):.3f}",
+                    f"{r['deletion_auc']:.3f}",
+                    f"{r['insertion_auc']:.3f}",
+                    f"{100 * r['falsification_rate']:.1f}",
+                    f"{r['sanity_spearman']:.2f}",
+                ]
+            )
+    cs = [
+        [m, f"{e['test_hard']['color_share']['mean']:.3f}", f"{e['test_easy']['color_share']['mean']:.3f}"]
+        for m, e in ex.items()
+    ]
+    return rows, cs
+
+
+def section_explain(metrics: dict, claims: list[dict]) -> list[str]:
+    parts: list[str] = []
+    ex = metrics.get("explain")
+    if ex:
+        any_model = next(iter(ex.values()))
+        rows, cs = _explain_tables(ex)
+        parts += [
+            "## Explanations: how far to trust them",
+            "",
+            "Color share: Integrated Gradients from the image's own grayscale version as a share of IG from "
+            "black (completeness makes it [f(x) − f(gray x)] / [f(x) − f(0)] for the predicted logit), "
+            "clipped to [0, 1]: how much of the evidence is color.",
+            "",
+            md_table(["model", "color share (hard)", "color share (easy)"], cs),
+            "",
+            f"Per model × method on {any_model['test_hard']['n_images']} fixed hard-test images, maps of the "
+            "predicted class. Foreground mass: share of positive attribution on the digit's stroke. "
+            "Degenerate: all-zero or near-uniform maps (reported, never replaced). "
+            "Class contrast: mean |map(pred) − map(true)| on misclassified images. "
+            "Deletion (lower is better) / insertion (higher is better) "
+            "AUC of the target probability. Falsification: share of images where removing the top-10% "
+            "pixels hurts less than removing random ones. Sanity: Spearman correlation with the same "
+            "architecture re-initialised (high = the map does not depend on what was learned).",
+            "",
+            md_table(
+                [
+                    "model",
+                    "method",
+                    "concentration",
+                    "fg mass",
+                    "degenerate %",
+                    "class contrast",
+                    "deletion",
+                    "insertion",
+                    "falsified %",
+                    "sanity ρ",
+                ],
+                rows,
+            ),
+            "",
+            "![explain](plots/evaluate/explain.png)",
+            "",
+        ]
+    return parts
+
+
+def section_usability(metrics: dict, claims: list[dict]) -> list[str]:
+    parts: list[str] = []
+    ex = metrics.get("explain")
+    if ex:
+        methods = []  # the union over models, in order: a method only some architectures support is "n/a" elsewhere
+        for e in ex.values():
+            methods += [k for k in methods_of(e) if k not in methods]
+
+        def cell(e, meth, key):
+            if meth not in e["test_hard"]:
+                return "n/a"
+            return f"{100 * max(e[sp][meth].get(key, 0.0) for sp in ('test_hard', 'test_easy')):.1f}"
+
+        drows = [[m] + [cell(e, meth, "degenerate_rate") for meth in methods] for m, e in ex.items()]
+        irows = [[m] + [cell(e, meth, "class_identical_rate") for meth in methods] for m, e in ex.items()]
+        parts += [
+            "### Which methods are usable on which model",
+            "",
+            "Degenerate-map rate % (all-zero or near-uniform maps; the larger of the hard and easy test), per "
+            "model × method; n/a: the method does not apply to the architecture (attention maps and rollout "
+            "need attention layers; `gradcam_final_tokens` is Grad-CAM on a transformer's last-block output "
+            "tokens, the layer the study used on a frozen CLIP ViT). A degenerate map is reported, never "
+            "replaced.",
+            "",
+            md_table(["model", *methods], drows),
+            "",
+            "Identical maps for two different classes % (predicted class vs runner-up class, the same after "
+            "min-max normalisation, on the sanity-check images; class-independent methods — attention maps, "
+            "rollout — are identical by construction):",
+            "",
+            md_table(["model", *methods], irows),
+            "",
+        ]
+    return parts
+
+
+def section_neurons(metrics: dict, claims: list[dict]) -> list[str]:
+    parts: list[str] = []
+    ex = metrics.get("explain")
+    if ex:
+        nrows = []
+        for mname, e in ex.items():
+            n, pr = e["neurons"], e.get("probes_hard_test", {})
+            if "hidden" not in n:
+                continue
+            sc, fl = pr.get("successes", {}), pr.get("failures", {})
+            nrows.append(
+                [
+                    mname,
+                    f"{n['alive']}/{n['units']}",
+                    f"{n['csi_mean']:.2f}",
+                    n["csi_gt_3"],
+                    f"{n['first_layer']['csi_mean']:.2f}",
+                    f"{n['hidden']['actmax_seed_consistency_mean']:.2f}",
+                    f"{n['hidden']['intensity_cv_mean']:.2f}",
+                    f"{n['hidden']['spatial_cv_mean']:.2f}",
+                    f"{sc.get('n', 0)} / {fl.get('n', 0)}",
+                    f"{sc.get('concentration_pred', float('nan')):.2f} / "
+                    f"{fl.get('concentration_pred', float('nan')):.2f}",
+                ]
+            )
+        if nrows:
+            parts += [
+                "### What the neurons encode",
+                "",
+                "Hidden layer (the lazy model's FC-1, the others' pooled features): live units, mean CSI over "
+                "the ten pure palette colors and units with CSI > 3; first-layer filters' mean CSI; "
+                "activation maximisation of every hidden unit from two random starts (cosine similarity of the "
+                "two images, mean over units); coefficient of variation of each unit's response to its "
+                "favourite color over four intensities and over nine positions of a 10-pixel patch (low = "
+                "invariant); Grad-CAM concentration on up to 100 hard-test successes / failures. Figures: "
+                "`plots/explain/<model>_neurons.png` (filters, response heatmaps, CSI histogram, "
+                "activation maximisation) and `plots/explain/<model>_classes.png` (class visualisations, "
+                "probes).",
+                "",
+                md_table(
+                    [
+                        "model",
+                        "live units",
+                        "CSI mean",
+                        "CSI > 3",
+                        "first-layer CSI",
+                        "act-max seed cos",
+                        "intensity CV",
+                        "spatial CV",
+                        "successes / failures",
+                        "CAM concentration (s / f)",
+                    ],
+                    nrows,
+                ),
+                "",
+                "![neurons](plots/explain/lazy_neurons.png)",
+                "",
+            ]
+    return parts
+
+
+def _backdoor_row(k: str, v: dict) -> list:
+    t, f = v["val"]["triggered"], v["val"]["false_trigger"]
+    tr = v["val"]["transfer"]
+    return [
+        k,
+        f"{100 * v['run']['poison_rate']:g}%",
+        v["run"]["n_poisoned"],
+        v["run"]["seed"],
+        f"{100 * v['val_acc']:.2f}",
+        f"{100 * v['clean_acc_drop']:+.2f}",
+        f"{100 * v['clean_acc_drop_test_hard']:+.2f}" if "clean_acc_drop_test_hard" in v else "—",
+        f"{100 * v['val']['triggered_acc']:.2f}",
+        f"{100 * t['asr_mass_0.25']:.1f}",
+        f"{100 * t['asr_mass_0.5']:.1f}",
+        f"{100 * t['asr_mass_0.75']:.1f}",
+        f"{100 * t['asr_iou_0.5']:.1f}",
+        f"{100 * t['pointing_game']:.1f}",
+        f"{100 * f['asr_mass_0.5']:.1f}",
+        f"{v['val']['fidelity']['spearman']:.2f}",
+        " / ".join(f"{100 * tr[mm]['asr_mass_0.5']:.0f}" for mm in tr),
+        f"{100 * v['val']['control_clean_model_triggered']['asr_mass_0.5']:.1f}",
+        f"{100 * v['val']['control_other_patch']['asr_mass_0.5']:.1f}",
+    ]
+
+
+def section_backdoor(metrics: dict, claims: list[dict]) -> list[str]:
+    parts: list[str] = []
+    bd = metrics.get("train_backdoor")
+    if bd:
+        c, g = bd["clean"], bd["clean"]["geometry"]
+        rows = []
+        for k, v in bd.items():
+            if k == "clean":
+                continue
+            rows.append(_backdoor_row(k, v))
+        any_run = next(v for k, v in bd.items() if k != "clean")
+        parts += [
+            "## Explanation-aware backdoor",
+            "",
+            "Threat model: the attacker controls fine-tuning of a trained clean model; poison rate = unique "
+            "triggered training samples / training-set size; triggered samples keep their true labels. "
+            f"Trigger: a white square at the bottom-right; target: the top-left square; Grad-CAM on a "
+            f"{g['cam_grid']}×{g['cam_grid']} map whose {g['target_cells']} target cells "
+            f"{'see' if g['target_cells_see_trigger'] else 'do NOT see'} the trigger thanks to two dilated "
+            f"context convolutions (without them: "
+            f"{'they see it' if g['without_context_convs_target_cells_see_trigger'] else 'they cannot'}). "
+            f"Clean model: validation accuracy {100 * c['val']['acc']:.2f}%, hard test "
+            f"{100 * c['test_hard']['acc']:.2f}%. Clean accuracy and its drop: the whole validation split "
+            "(paired "
+            f"with the clean model on the same images). Explanations evaluated on {any_run['val']['n_images']} "
+            "validation images "
+            f"with the plain model (ReLU Grad-CAM of the predicted class); chance mass = "
+            f"{100 * any_run['val']['chance_mass']:.1f}%. `activation` and `input_mask` are the study's two "
+            "failed approaches, reproduced as baselines.",
+            "",
+            md_table(
+                [
+                    "run",
+                    "poison",
+                    "n poisoned",
+                    "seed",
+                    "clean acc %",
+                    "drop pt",
+                    "hard-test drop pt",
+                    "triggered acc %",
+                    "ASR@.25",
+                    "ASR@.5",
+                    "ASR@.75",
+                    "ASR IoU",
+                    "pointing",
+                    "false trigger @.5",
+                    "clean-map ρ",
+                    "transfer ASR@.5 (sal / ixg / ig)",
+                    "clean model + trigger",
+                    "other patch",
+                ],
+                rows,
+            ),
+            "",
+            "![backdoor](plots/evaluate/backdoor.png)",
+            "",
+            "![grid](plots/train_backdoor/pct1.png)",
+            "",
+        ]
+    return parts
+
+
+def _sae_tables(sa: dict) -> tuple:
+    rows = []
+    for k, v in sa.items():
+        h, r, f = v["held_out"], v["recovery"], v["features"]
+        rows.append(
+            [
+                k,
+                f"{h['l0']:.1f} / {v['dictionary']}",
+                f"{h['explained_variance']:.4f}",
+                f"{h['nmse']:.4f}",
+                f"{100 * h['dead_fraction']:.1f}",
+                f"{100 * h['dense_fraction']:.1f}",
+                f"{h['shrinkage']:.3f}",
+                f"{100 * r['acc_recovered']:.2f}",
+                f"{r['ce_recovered_vs_zero']:.3f}",
+                f"{r['ce_recovered_vs_mean']:.3f}",
+                f"{f['live']}",
+                f"{f['color_like']}/{f['shape_like']}/{f['mixed']}",
+                f"{f['digit_selectivity']:.2f}",
+                f"{f['mean_entropy_bits']:.2f}",
+            ]
+        )
+    irows = [
+        [
+            k,
+            f"{v['interventions_summary']['digit_amplify_delta_p']:+.3f}",
+            f"{v['interventions_summary']['digit_ablate_delta_p']:+.3f}",
+            f"{100 * v['interventions_summary']['digit_ablate_flip_rate']:.1f}",
+            f"{100 * v['interventions_summary']['color_steer_to_class_rate']:.1f}",
+            f"{v['interventions_summary']['color_ablate_delta_p']:+.3f}",
+        ]
+        for k, v in sa.items()
+    ]
+    return rows, irows
+
+
+def section_sae(metrics: dict, claims: list[dict]) -> list[str]:
+    parts: list[str] = []
+    sa = metrics.get("sae")
+    if sa:
+        rows, irows = _sae_tables(sa)
+        parts += [
+            "## Sparse autoencoders",
+            "",
+            "SAEs on the hidden layer (lazy: the 64-unit FC-1 after ReLU; debiased = consistency_convnet: the "
+            "64-d pooled features; the attention models have no hidden FC layer and get no SAE), "
+            "standardised per unit, trained on training-split activations; every "
+            "metric on held-out validation activations; feature analysis on the hard test, where digit and "
+            "color are not confounded. Explained variance = 1 − Σ‖x − x̂‖² / Σ‖x − x̄‖². Color-like / "
+            "shape-like / mixed: mutual information of a feature's activity with color vs digit (ratio 2).",
+            "",
+            md_table(
+                [
+                    "SAE",
+                    "L0",
+                    "explained var",
+                    "NMSE",
+                    "dead %",
+                    "dense %",
+                    "shrinkage",
+                    "acc recovered %",
+                    "CE rec. vs zero",
+                    "CE rec. vs mean",
+                    "live",
+                    "color/shape/mixed",
+                    "digit selectivity",
+                    "entropy bits",
+                ],
+                rows,
+            ),
+            "",
+            "Interventions (error term kept: x' = dec(f edited) + (x − x̂)), averaged over every hard-test "
+            "sample of the class/color: top features of each digit amplified ×3 / ablated ×0 (Δp of that "
+            "digit, flip rate), top features of each color amplified ×3 on images of other colors (share "
+            "then predicted as that color's digit) and ablated on images of that color.",
+            "",
+            md_table(
+                ["SAE", "digit ×3 Δp", "digit ×0 Δp", "digit ×0 flips %", "color steer → digit %", "color ×0 Δp"], irows
+            ),
+            "",
+        ]
+    return parts
