@@ -159,7 +159,6 @@ def summary(metrics: dict[str, dict]) -> dict:
         s.setdefault("debiased", {})[m] = {
             "val_acc": v["summary"]["val_acc"]["mean"],
             "hard_acc": v["summary"]["hard_acc"]["mean"],
-            "hard_acc_std": v["summary"]["hard_acc"]["std"],
         }
     for k, v in (metrics.get("train_attention") or {}).items():
         s.setdefault("attention_models", {})[k] = {"val_acc": v["val"]["acc"], "hard_acc": v["test_hard"]["acc"]}
@@ -171,10 +170,8 @@ def summary(metrics: dict[str, dict]) -> dict:
                 "hard_drop": v["clean_acc_drop_test_hard"],
             }
     for k, r in attack_rows(metrics).items():
-        row = {"targeted_pgd_max_eps": r["t_pgd"][-1] if r["t_pgd"] else 0.0}
-        if r["min_eps_pgd"] is not None:
-            row["min_eps_90_pgd"] = r["min_eps_pgd"]
-        s.setdefault("attack", {})[k] = row
+        if r["min_eps_pgd"] is not None:  # the smallest epsilon with >= 90% targeted PGD success (absent: never)
+            s.setdefault("attack", {})[k] = {"min_eps_90_pgd": r["min_eps_pgd"]}
     for k, v in (metrics.get("sae") or {}).items():
         s.setdefault("sae", {})[k] = {
             "explained_variance": v["held_out"]["explained_variance"],
