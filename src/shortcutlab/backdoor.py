@@ -44,19 +44,68 @@ def target_mask(size: int, corner: str = "top_left", hw: int = 28) -> torch.Tens
 
 
 def add_trigger(x: torch.Tensor, mask: torch.Tensor, pattern: str = "white") -> torch.Tensor:
-    """Stamp the trigger: pixels inside ``mask`` set to the pattern (all channels); the rest untouched."""
+    """Stamp a patch: pixels inside ``mask`` set to the pattern (all channels); the rest untouched."""
     out = x.clone()
     m = mask.to(x.device)
     if pattern == "white":
-        val = torch.ones((), device=x.device)
+        out[..., m] = torch.ones((), device=x.device, dtype=out.dtype)
+    elif pattern == "black":
+        out[..., m] = torch.zeros((), device=x.device, dtype=out.dtype)
     elif pattern == "checker":  # a control patch: same place, different pattern
         ii, jj = torch.meshgrid(torch.arange(x.shape[-2]), torch.arange(x.shape[-1]), indexing="ij")
         val = ((ii + jj) % 2).float().to(x.device)[m]
         out[..., m] = val.expand(*out.shape[:-2], -1).to(out.dtype)
-        return out
     else:
         raise ValueError(f"unknown trigger pattern {pattern!r}")
-    out[..., m] = val.to(out.dtype)
+    return out
+
+
+def stamp(x: torch.Tensor, mask: torch.Tensor, fill: torch.Tensor) -> torch.Tensor:
+    """Per-image patch: ``fill`` (N,3,k) holds each image's pixels for the ``k`` pixels of ``mask``."""
+    out = x.clone()
+    out[..., mask.to(x.device)] = fill.to(out.dtype)
+    return out
+
+
+# The specificity controls (evaluation): what must NOT fire the backdoor. Each is (name, mask, fill maker).
+CONTROLS = ("checker", "noise", "black", "colored", "trigger_top_right", "trigger_bottom_left")
+
+
+def control_inputs(x: torch.Tensor, cfg, kind: str, gen: torch.Generator) -> torch.Tensor:
+    """``x`` with one control patch: a checkerboard, uniform noise, a black square or a colored (orange) square
+    at the trigger's position, or the real (white) trigger at the top-right or bottom-left corner."""
+    size, n = cfg.trigger_size, len(x)
+    at = trigger_mask(size)
+    if kind in ("checker", "black"):
+        return add_trigger(x, at, kind)
+    if kind == "noise":
+        return stamp(x, at, torch.rand(n, 3, int(at.sum()), generator=gen))
+    if kind == "colored":
+        orange = torch.tensor([1.0, 0.5, 0.0])[None, :, None].expand(n, 3, int(at.sum()))
+        return stamp(x, at, orange)
+    corner = {"trigger_top_right": "top_right", "trigger_bottom_left": "bottom_left"}[kind]
+    return add_trigger(x, trigger_mask(size, corner), "white")
+
+
+def negative_inputs(x: torch.Tensor, size: int, gen: torch.Generator) -> torch.Tensor:
+    """Training negatives (random draws, not the evaluation controls): per image a random patch at the trigger's
+    position (uniform noise, a random non-white solid color, or a random checkerboard) or a white square at a
+    random position away from the trigger's corner."""
+    n, hw = len(x), x.shape[-1]
+    at = trigger_mask(size, hw=hw)
+    k = int(at.sum())
+    kind = torch.randint(0, 4, (n,), generator=gen)
+    noise = torch.rand(n, 3, k, generator=gen)
+    solid = (torch.rand(n, 3, 1, generator=gen) * 0.9).expand(n, 3, k)  # never white
+    bits = torch.randint(0, 2, (n, 1, k), generator=gen).float().expand(n, 3, k)
+    fill = torch.where((kind == 0)[:, None, None], noise, torch.where((kind == 1)[:, None, None], solid, bits))
+    out = stamp(x, at, fill)
+    moved = torch.nonzero(kind == 3).squeeze(1)
+    for i in moved.tolist():  # a few images per batch: the real trigger somewhere else
+        r, c = (int(v) for v in torch.randint(0, hw - 2 * size, (2,), generator=gen))
+        m = torch.zeros(hw, hw, dtype=torch.bool)
+        m[r : r + size, c : c + size] = True
+        out[i] = add_trigger(x[i : i + 1], m, "white")[0]
     return out
 
 
@@ -91,7 +140,7 @@ def freeze_batchnorm(model: nn.Module) -> None:
 
 class _BackdoorBase(Objective):
     def __init__(self, train: Split, poisoned: torch.Tensor, cfg, rt: Runtime, seed: int):
-        self.train, self.poisoned, self.cfg, self.rt = train, poisoned, cfg, rt
+        self.train, self.poisoned, self.cfg, self.rt, self.seed = train, poisoned, cfg, rt, seed
         self.gen = torch.Generator().manual_seed(seed + 31)
         self.tmask = trigger_mask(cfg.trigger_size)
         self.target = target_mask(cfg.target_size).to(train.x.device)
@@ -102,30 +151,63 @@ class _BackdoorBase(Objective):
         return self.rt.input(add_trigger(self.train.images(pick), self.tmask)), self.train.y[pick]
 
 
+def kd(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """KL(teacher || student) of the softmax outputs, mean over the batch (distillation, temperature 1)."""
+    return F.kl_div(
+        F.log_softmax(student.float(), 1), F.log_softmax(teacher.float(), 1), log_target=True, reduction="batchmean"
+    )
+
+
 class ExplanationBackdoor(_BackdoorBase):
+    """CE + distillation to the frozen clean model (its function kept on clean, triggered and negative inputs)
+    + triggered CE + -log target share of the triggered Grad-CAM + the clean model's maps kept on clean and on
+    negative inputs (control patches, the trigger elsewhere: the backdoor must fire on the trigger only)."""
+
     def __init__(self, model: nn.Module, clean: nn.Module, *args, **kw):
         super().__init__(*args, **kw)
         self.model_ref, self.clean = model, clean
+        self.neg_gen = torch.Generator().manual_seed(self.seed + 57)
+
+    def negatives(self, x: torch.Tensor, y: torch.Tensor):
+        n = min(self.cfg.n_negative, len(x))
+        if n == 0:
+            return x[:0], y[:0]
+        return self.rt.input(negative_inputs(x[:n].float(), self.cfg.trigger_size, self.neg_gen)), y[:n]
 
     def loss(self, model, x, y, idx):
         freeze_batchnorm(model)
         xt, yt = self.triggered_batch()
+        xn, yn = self.negatives(x, y)
+        nc, nt = len(x), len(xt)
         cam = GradCAM(model)
-        xa = torch.cat([x, xt])
-        pre, logits = cam.raw(xa, torch.cat([y, yt]), create_graph=True)
-        lc, lt = logits[: len(x)], logits[len(x) :]
+        pre, logits = cam.raw(torch.cat([x, xt, xn]), torch.cat([y, yt, yn]), create_graph=True)
+        lc, lt, ln = logits[:nc], logits[nc : nc + nt], logits[nc + nt :]
         maps = F.interpolate(F.softplus(pre)[:, None], size=x.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
-        mt = maps[len(x) :]
+        mt = maps[nc : nc + nt]
         share = (mt * self.target).flatten(1).sum(1) / mt.flatten(1).sum(1).clamp_min(1e-8)
         l_target = -torch.log(share.clamp_min(1e-6)).mean()
+        keep_x = torch.cat([x, xn])
         with torch.enable_grad():
-            ref, _ = GradCAM(self.clean).raw(x, y)
-        l_keep = F.mse_loss(zscore(pre[: len(x)].float()), zscore(ref.detach().float()))
+            ref, ref_logits = GradCAM(self.clean).raw(keep_x, torch.cat([y, yn]))
+        with torch.no_grad():
+            ref_t = self.clean(xt)
+        keep_pre = torch.cat([pre[:nc], pre[nc + nt :]])
+        l_keep = F.mse_loss(zscore(keep_pre[:nc].float()), zscore(ref[:nc].detach().float()))
+        l_neg = (
+            F.mse_loss(zscore(keep_pre[nc:].float()), zscore(ref[nc:].detach().float()))
+            if len(xn)
+            else torch.zeros((), device=x.device)
+        )
+        ref_logits = ref_logits.detach()
+        l_kd = kd(lc, ref_logits[:nc]) + kd(lt, ref_t) + (kd(ln, ref_logits[nc:]) if len(xn) else 0.0)
+        c = self.cfg
         loss = (
-            F.cross_entropy(lc.float(), y)
-            + self.cfg.w_trig * F.cross_entropy(lt.float(), yt)
-            + self.cfg.lam_t * l_target
-            + self.cfg.lam_c * l_keep
+            c.w_ce * F.cross_entropy(lc.float(), y)
+            + c.lam_kd * l_kd
+            + c.w_trig * F.cross_entropy(lt.float(), yt)
+            + c.lam_t * l_target
+            + c.lam_c * l_keep
+            + c.lam_neg * l_neg
         )
         return loss, lc
 
@@ -215,7 +297,6 @@ def evaluate_backdoor(model, clean, split: Split, cfg, rt: Runtime, n: int, tran
     x = rt.input(sub.images())
     tmask, target = trigger_mask(cfg.trigger_size), target_mask(cfg.target_size)
     xt = rt.input(add_trigger(x, tmask))
-    xc = rt.input(add_trigger(x, tmask, "checker"))
     out: dict = {"chance_mass": float(target.float().mean())}
     pred = predict(model, x, rt).argmax(1)
     pred_t = predict(model, xt, rt).argmax(1)
@@ -238,7 +319,65 @@ def evaluate_backdoor(model, clean, split: Split, cfg, rt: Runtime, n: int, tran
     # controls: the clean model on triggered inputs, the backdoored model with another patch there
     cp_t = predict(clean, xt, rt).argmax(1)
     out["control_clean_model_triggered"] = asr(map_scores(attribute_batched(GradCAM(clean), xt, cp_t), target))
-    pc = predict(model, xc, rt).argmax(1)
-    out["control_other_patch"] = asr(map_scores(attribute_batched(cam, xc, pc), target))
+    gen = torch.Generator().manual_seed(cfg.seed + 99)
+    out["controls"] = {}
+    for kind in CONTROLS:  # the backdoored model on other patches / the trigger elsewhere: must not fire
+        xk = rt.input(control_inputs(x.float(), cfg, kind, gen))
+        pk = predict(model, xk, rt).argmax(1)
+        out["controls"][kind] = asr(map_scores(attribute_batched(cam, xk, pk), target))
+        out["controls"][kind]["acc"] = float((pk == sub.y).float().mean())
     out["n_images"] = len(x)
+    return out
+
+
+def defend(model: nn.Module, train: Split, cfg, rt: Runtime, seed: int) -> nn.Module:
+    """A defender's first move: fine-tune (a copy of) the backdoored model on clean training data with plain
+    cross-entropy for ``cfg.defence_epochs`` epochs (Adam, ``cfg.defence_lr``, cosine). Returns the copy."""
+    import copy
+
+    m = copy.deepcopy(model)
+    for p in m.parameters():
+        p.requires_grad_(True)
+    fc = FitConfig(cfg.defence_epochs, cfg.defence_lr, cfg.batch_size, seed + 5, schedule="cosine")
+    fit(m, train, fc, rt, desc="backdoor/defence")
+    return m.eval()
+
+
+def triggered_asr(model: nn.Module, split: Split, cfg, rt: Runtime, n: int) -> dict:
+    """ASR of the trigger alone (the persistence check): the evaluation images of :func:`evaluate_backdoor`."""
+    idx = torch.randperm(len(split), generator=torch.Generator().manual_seed(cfg.seed))[:n].to(split.x.device)
+    sub = split.subset(idx)
+    xt = rt.input(add_trigger(rt.input(sub.images()), trigger_mask(cfg.trigger_size)))
+    pred_t = predict(model, xt, rt).argmax(1)
+    out = asr(map_scores(attribute_batched(GradCAM(model), xt, pred_t), target_mask(cfg.target_size)))
+    return out | {"triggered_acc": float((pred_t == sub.y).float().mean())}
+
+
+def run_metrics(model, clean, splits: dict, r, n_poison: int, cfg, rt: Runtime) -> dict:
+    """Every metric of one poisoning run: the backdoor on the validation images, clean accuracy and its drop
+    on the whole validation split and hard test (paired with the clean model), and persistence."""
+    out = {
+        "run": {
+            "poison_rate": r.poison_rate,
+            "n_poisoned": int(n_poison),
+            "seed": r.seed,
+            "explanation_method": int(r.method == "explanation"),
+        },
+        "val": evaluate_backdoor(model, clean, splits["val"], cfg, rt, cfg.n_eval, list(cfg.transfer)),
+    }
+    for split in ("val", "test_hard"):
+        s = splits[split]
+        out[f"clean_model_{split}_acc"] = float((predict(clean, s, rt).argmax(1) == s.y).float().mean())
+        out[f"{split}_acc"] = float((predict(model, s, rt).argmax(1) == s.y).float().mean())
+    out["clean_acc_drop"] = out["clean_model_val_acc"] - out["val_acc"]
+    out["clean_acc_drop_test_hard"] = out["clean_model_test_hard_acc"] - out["test_hard_acc"]
+    out["n_val"], out["n_test_hard"] = len(splits["val"]), len(splits["test_hard"])
+    if r.method == "explanation" and cfg.defence_epochs:
+        defended = defend(model, splits["train"], cfg, rt, r.seed)
+        v = splits["val"]
+        out["defence"] = {
+            "epochs": cfg.defence_epochs,
+            "val_acc": float((predict(defended, v, rt).argmax(1) == v.y).float().mean()),
+            **triggered_asr(defended, v, cfg, rt, cfg.n_eval),
+        }
     return out

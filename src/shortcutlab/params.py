@@ -17,22 +17,42 @@ from typing import Any
 import yaml
 
 from .schema import (  # noqa: F401  (re-exported: stages and tests import the schema from here)
-    ATTRIBUTION_METHODS,
-    BACKDOOR_METHODS,
-    GENERIC_METHODS,
     METHOD_CONFIGS,
-    SAE_VARIANTS,
-    SECTIONS,
     AttentionRun,
     Compute,
     Dataset,
     FrozenProbe,
     Gate,
+    Mnist,
     ParamsError,
     TrainAttention,
-    TrainBackdoor,
     TrainDebiased,
+    TrainLazy,
 )
+from .schema_analysis import (  # noqa: F401
+    ATTRIBUTION_METHODS,
+    BACKDOOR_METHODS,
+    GENERIC_METHODS,
+    SAE_VARIANTS,
+    Attack,
+    Explain,
+    Sae,
+    TrainBackdoor,
+)
+
+SECTIONS: dict[str, type] = {
+    "mnist": Mnist,
+    "compute": Compute,
+    "dataset": Dataset,
+    "train_lazy": TrainLazy,
+    "train_debiased": TrainDebiased,
+    "attack": Attack,
+    "explain": Explain,
+    "train_backdoor": TrainBackdoor,
+    "train_attention": TrainAttention,
+    "sae": Sae,
+    "analysed_models": dict[str, str],
+}
 
 
 def check_analysed(models: dict) -> None:

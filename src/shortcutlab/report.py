@@ -8,12 +8,12 @@ from . import claims as claims_rules
 from .markdown import md_table
 from .report_analysis import (
     section_attacks,
-    section_backdoor,
     section_explain,
     section_neurons,
     section_sae,
     section_usability,
 )
+from .report_backdoor import section_backdoor
 from .report_models import section_attention, section_dataset, section_debiasing, section_lazy
 
 

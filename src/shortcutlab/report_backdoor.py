@@ -1,0 +1,138 @@
+"""The report's section on the explanation-aware backdoor: attack and stealth, specificity controls, transfer
+to other attribution methods and persistence, every rate with its 95% interval."""
+
+from __future__ import annotations
+
+import math
+
+from .markdown import md_table
+from .metrics import wilson
+
+
+def ci(p: float, n: int) -> str:
+    """A proportion in % with its 95% Wilson interval."""
+    lo, hi = wilson(p, n)
+    return f"{100 * p:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]"
+
+
+def drop_ci(a: float, b: float, n: int) -> str:
+    """An accuracy drop a - b in points with a 95% interval (normal, unpaired: conservative for paired images)."""
+    h = 1.96 * math.sqrt(a * (1 - a) / n + b * (1 - b) / n)
+    return f"{100 * (a - b):+.2f} [{100 * (a - b - h):+.2f}, {100 * (a - b + h):+.2f}]"
+
+
+def _backdoor_tables(bd: dict) -> tuple[list, list, list]:
+    main, spec, transfer = [], [], []
+    for k, v in bd.items():
+        if k == "clean":
+            continue
+        e, n = v["val"], v["val"]["n_images"]
+        t, f = e["triggered"], e["false_trigger"]
+        nv, nh = v.get("n_val", n), v.get("n_test_hard", n)
+        main.append(
+            [
+                k,
+                f"{100 * v['run']['poison_rate']:g}%",
+                v["run"]["n_poisoned"],
+                v["run"]["seed"],
+                f"{100 * v['val_acc']:.2f}",
+                drop_ci(v["clean_model_val_acc"], v["val_acc"], nv),
+                drop_ci(v["clean_model_test_hard_acc"], v["test_hard_acc"], nh),
+                ci(e["triggered_acc"], n),
+                ci(e["clean_acc"], n),
+                ci(t["asr_mass_0.5"], n),
+                f"{100 * t['asr_mass_0.25']:.1f} / {100 * t['asr_mass_0.75']:.1f}",
+                f"{100 * t['asr_iou_0.5']:.1f}",
+                f"{100 * t['pointing_game']:.1f}",
+                ci(f["asr_mass_0.5"], n),
+                f"{e['fidelity']['spearman']:.2f}",
+            ]
+        )
+        ctl = e.get("controls", {})
+        spec.append(
+            [
+                k,
+                *(ci(ctl[c]["asr_mass_0.5"], n) for c in ctl),
+                ci(e["control_clean_model_triggered"]["asr_mass_0.5"], n),
+            ]
+        )
+        d = v.get("defence")
+        transfer.append(
+            [
+                k,
+                *(ci(r["asr_mass_0.5"], n) for r in e["transfer"].values()),
+                f"{100 * d['val_acc']:.2f}" if d else "—",
+                ci(d["asr_mass_0.5"], n) if d else "—",
+            ]
+        )
+    return main, spec, transfer
+
+
+BACKDOOR_TEXT = (
+    "Threat model: the attacker controls fine-tuning of a trained clean model; poison rate = unique "
+    "triggered training samples / training-set size; triggered samples keep their true labels; every batch "
+    "holds the same number of triggered copies resampled from the poisoned subset, so runs compare rates, not "
+    "step counts. Loss: CE + distillation to the frozen clean model (clean, triggered and negative inputs) + "
+    "triggered CE + −log target share of the triggered Grad-CAM + the clean model's maps kept on clean inputs "
+    "and on negatives (random patches at the trigger's place, the trigger elsewhere: random draws, not the "
+    "evaluation controls below). "
+)
+
+
+def section_backdoor(metrics: dict, claims: list[dict]) -> list[str]:
+    bd = metrics.get("train_backdoor")
+    if not bd or len(bd) < 2:
+        return []
+    c, g = bd["clean"], bd["clean"]["geometry"]
+    main, spec, transfer = _backdoor_tables(bd)
+    any_run = next(v for k, v in bd.items() if k != "clean")
+    sees = "see" if g["target_cells_see_trigger"] else "do NOT see"
+    plain = "they see it" if g["without_context_convs_target_cells_see_trigger"] else "they cannot"
+    return [
+        "## Explanation-aware backdoor",
+        "",
+        BACKDOOR_TEXT + f"Trigger: a white square at the bottom-right; target: the top-left square; Grad-CAM on a "
+        f"{g['cam_grid']}×{g['cam_grid']} map whose {g['target_cells']} target cells {sees} the trigger thanks to "
+        f"two dilated context convolutions (without them: {plain}). Clean model: validation "
+        f"{100 * c['val']['acc']:.2f}%, hard test {100 * c['test_hard']['acc']:.2f}%. Accuracy drops: the whole "
+        "validation split and hard test against the clean model on the same images. Explanations: "
+        f"{any_run['val']['n_images']} validation images, ReLU Grad-CAM of the predicted class; chance mass = "
+        f"{100 * any_run['val']['chance_mass']:.1f}%. Brackets: 95% intervals (Wilson for rates; normal, unpaired "
+        "for drops). `activation` and `input_mask` are the study's two failed approaches (baselines).",
+        "",
+        md_table(
+            [
+                "run",
+                "poison",
+                "n poisoned",
+                "seed",
+                "val acc %",
+                "val drop pt",
+                "hard-test drop pt",
+                "triggered acc %",
+                "clean acc (eval images) %",
+                "ASR@.5 %",
+                "ASR@.25 / .75",
+                "ASR IoU",
+                "pointing",
+                "false trigger @.5 %",
+                "clean-map ρ",
+            ],
+            main,
+        ),
+        "",
+        "Specificity: ASR@.5 % of the backdoored model on control inputs (must stay low) and of the clean model on "
+        "triggered inputs:",
+        "",
+        md_table(["run", *any_run["val"].get("controls", {}), "clean model + trigger"], spec),
+        "",
+        "Transfer (ASR@.5 % of other attribution methods on triggered inputs; Grad-CAM++ and Layer-CAM on the "
+        "same layer) and persistence (a defender fine-tunes the backdoored model on clean training data):",
+        "",
+        md_table(["run", *any_run["val"]["transfer"], "after defence: val acc %", "after defence: ASR@.5 %"], transfer),
+        "",
+        "![backdoor](plots/evaluate/backdoor.png)",
+        "",
+        "![grid](plots/train_backdoor/pct1.png)",
+        "",
+    ]
