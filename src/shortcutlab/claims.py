@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .metrics import attack_rows, best_method, get, hard_acc
+from .metrics import attack_rows, best_method, diff_interval, get, hard_acc, wilson
 
 HOLDS, FAILS, INCONCLUSIVE, NOT_MEASURED = "holds", "does not hold", "inconclusive", "not measured"
 # the rules as the report states them
@@ -148,6 +148,25 @@ def _beats_study_best(m):
     )
 
 
+def _backdoor_seed(v: dict) -> tuple[str, str]:
+    """One 1%-poison seed against the rule, every quantity with its 95% interval: ASR_mass@0.5 >= 90%, false
+    trigger <= 5%, accuracy drop <= 1 point on the validation split and on the hard test."""
+    n = v["val"]["n_images"]
+    asr_ = wilson(v["val"]["triggered"]["asr_mass_0.5"], n)
+    false = wilson(v["val"]["false_trigger"]["asr_mass_0.5"], n)
+    dv = diff_interval(v["clean_model_val_acc"], v["val_acc"], v.get("n_val", n))
+    dh = diff_interval(v["clean_model_test_hard_acc"], v["test_hard_acc"], v.get("n_test_hard", n))
+    ok = asr_[0] >= 0.9 and false[1] <= 0.05 and dv[1] <= 0.01 and dh[1] <= 0.01
+    bad = asr_[1] < 0.9 or false[0] > 0.05 or dv[0] > 0.01 or dh[0] > 0.01
+    text = (
+        f"ASR {100 * v['val']['triggered']['asr_mass_0.5']:.1f}% [{100 * asr_[0]:.1f}, {100 * asr_[1]:.1f}], "
+        f"false {100 * v['val']['false_trigger']['asr_mass_0.5']:.1f}% (≤ {100 * false[1]:.1f}), drop val "
+        f"{100 * (dv[0] + dv[1]) / 2:+.2f} [{100 * dv[0]:+.2f}, {100 * dv[1]:+.2f}] / hard "
+        f"{100 * (dh[0] + dh[1]) / 2:+.2f} [{100 * dh[0]:+.2f}, {100 * dh[1]:+.2f}] pt"
+    )
+    return text, HOLDS if ok else (FAILS if bad else INCONCLUSIVE)
+
+
 def _backdoor_1pct(m):
     bd = m.get("train_backdoor") or {}
     runs = [
@@ -157,23 +176,15 @@ def _backdoor_1pct(m):
     ]
     if not runs:
         return None
-    asr5 = [bd[k]["val"]["triggered"]["asr_mass_0.5"] for k in runs]
-    drop = [bd[k]["clean_acc_drop"] for k in runs]
-    ft = [bd[k]["val"]["false_trigger"]["asr_mass_0.5"] for k in runs]
-    hard = [bd[k].get("clean_acc_drop_test_hard") for k in runs]
-    ok = all(a >= 0.9 for a in asr5) and all(d <= 0.01 for d in drop) and all(f <= 0.05 for f in ft)
-    bad = all(a < 0.5 for a in asr5)
+    per = [_backdoor_seed(bd[k]) for k in runs]
+    verdicts = {v for _, v in per}
+    verdict = HOLDS if verdicts == {HOLDS} else (FAILS if FAILS in verdicts else INCONCLUSIVE)
     return (
-        f"{len(runs)} seeds at 1%: ASR_mass@0.5 {', '.join(f'{100 * a:.1f}%' for a in asr5)}; clean-accuracy "
-        f"drop {', '.join(f'{100 * d:+.2f}' for d in drop)} pt (validation); false-trigger "
-        f"{', '.join(f'{100 * f:.1f}%' for f in ft)} (rule: every seed ASR ≥ 90%, drop ≤ 1 pt, false ≤ 5%)"
-        + (
-            f"; not in the rule but not stealthy: hard-test accuracy drops "
-            f"{', '.join(f'{100 * h:+.1f}' for h in hard)} pt"
-            if None not in hard
-            else ""
-        ),
-        HOLDS if ok else (FAILS if bad else INCONCLUSIVE),
+        f"{len(runs)} seeds at 1% — "
+        + "; ".join(f"{k}: {t}" for k, (t, _) in zip(runs, per, strict=True))
+        + " (rule, on every seed's 95% interval: ASR ≥ 90%, false trigger ≤ 5%, drop ≤ 1 pt on validation and "
+        "hard test)",
+        verdict,
     )
 
 

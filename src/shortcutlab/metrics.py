@@ -73,6 +73,13 @@ def wilson(p: float, n: int, z: float = 1.96) -> tuple[float, float]:
     return (max(0.0, c - h), min(1.0, c + h))
 
 
+def diff_interval(a: float, b: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% interval of the difference a - b of two accuracies measured on the same n images (normal
+    approximation, unpaired: conservative for paired images)."""
+    h = z * math.sqrt(a * (1 - a) / n + b * (1 - b) / n)
+    return (a - b - h, a - b + h)
+
+
 def check_contract(path: str | Path, kind: str, m: dict) -> None:
     for key, meaning, _unit, (lo, hi) in CONTRACT.get(kind, []):
         v = get(m, key)

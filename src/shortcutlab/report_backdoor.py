@@ -3,10 +3,8 @@ to other attribution methods and persistence, every rate with its 95% interval."
 
 from __future__ import annotations
 
-import math
-
 from .markdown import md_table
-from .metrics import wilson
+from .metrics import diff_interval, wilson
 
 
 def ci(p: float, n: int) -> str:
@@ -16,9 +14,9 @@ def ci(p: float, n: int) -> str:
 
 
 def drop_ci(a: float, b: float, n: int) -> str:
-    """An accuracy drop a - b in points with a 95% interval (normal, unpaired: conservative for paired images)."""
-    h = 1.96 * math.sqrt(a * (1 - a) / n + b * (1 - b) / n)
-    return f"{100 * (a - b):+.2f} [{100 * (a - b - h):+.2f}, {100 * (a - b + h):+.2f}]"
+    """An accuracy drop a - b in points with its 95% interval (metrics.diff_interval)."""
+    lo, hi = diff_interval(a, b, n)
+    return f"{100 * (a - b):+.2f} [{100 * lo:+.2f}, {100 * hi:+.2f}]"
 
 
 def _backdoor_tables(bd: dict) -> tuple[list, list, list]:

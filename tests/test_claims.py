@@ -1,0 +1,152 @@
+"""Every claim rule on hand-made metric dicts: holds, does not hold, inconclusive, not measured."""
+
+import pytest
+
+from shortcutlab import claims as C
+from shortcutlab.claims import FAILS, HOLDS, INCONCLUSIVE, claims_table
+
+
+def verdict(rule, m):
+    r = rule(m)
+    return None if r is None else r[1]
+
+
+def test_lazy_hard():
+    assert verdict(C._lazy_hard, {"train_lazy": {"test_hard": {"acc": 0.15}}}) == HOLDS
+    assert verdict(C._lazy_hard, {"train_lazy": {"test_hard": {"acc": 0.05}}}) == FAILS
+    assert verdict(C._lazy_hard, {}) is None
+
+
+def test_red_one():
+    p = {"first_pred": 0, "pred_zero_rate": 0.9, "hard_test_red_ones_pred_zero_rate": 0.8}
+    assert verdict(C._red_one, {"train_lazy": {"red_one_probe": p}}) == HOLDS
+    assert verdict(C._red_one, {"train_lazy": {"red_one_probe": p | {"first_pred": 1}}}) == FAILS
+
+
+def _db(mean, std=0.0, epochs=25, seeds=3):
+    return {"summary": {"hard_acc": {"mean": mean, "std": std}}, "method": {"epochs": epochs, "n_seeds": seeds}}
+
+
+def test_method_claim():
+    rule = C._method_claim("consistency", 80.0, 25)
+    assert verdict(rule, {"train_debiased": {"consistency": _db(0.82)}}) == HOLDS
+    assert verdict(rule, {"train_debiased": {"consistency": _db(0.50)}}) == FAILS
+    assert verdict(rule, {"train_debiased": {"consistency": _db(0.50, epochs=1)}}) == INCONCLUSIVE
+    assert verdict(rule, {"train_debiased": {"consistency": _db(0.70, std=0.03)}}) == HOLDS  # within 5 + 2 std
+
+
+def _attack(t_pgd, t_fgsm, min_eps=None):
+    eps = [0.01, 0.05, 0.1]
+    row = lambda s, e: {"eps": e, "success": s, "success_on_clean_correct": s, "robust_acc": 1 - s}  # noqa: E731
+    targeted = {
+        "pgd": [row(s, e) for s, e in zip(t_pgd, eps, strict=True)],
+        "fgsm": [row(s, e) for s, e in zip(t_fgsm, eps, strict=True)],
+        "n_images": 100,
+    }
+    if min_eps is not None:
+        targeted["min_eps_90_pgd"] = min_eps
+    return {
+        "targeted": {"test_hard": targeted},
+        "untargeted": {
+            "pgd": [row(s, e) for s, e in zip(t_pgd, eps, strict=True)],
+            "fgsm": [row(s, e) for s, e in zip(t_fgsm, eps, strict=True)],
+            "clean_acc": 0.9,
+        },
+    }
+
+
+def test_pgd_beats_fgsm():
+    assert verdict(C._pgd_beats_fgsm, {"attack": {"a": _attack([0.2, 0.6, 0.9], [0.1, 0.4, 0.7])}}) == HOLDS
+    assert verdict(C._pgd_beats_fgsm, {"attack": {"a": _attack([0.1, 0.4, 0.7], [0.2, 0.6, 0.9])}}) == FAILS
+    assert verdict(C._pgd_beats_fgsm, {"attack": {"a": _attack([0.2, 0.4, 0.7], [0.2, 0.4, 0.7])}}) == INCONCLUSIVE
+
+
+def test_debiased_more_vulnerable():
+    base = {
+        "analysed_models": {"lazy": "data/models/lazy.pt", "jtt": "data/models/debiased/jtt"},
+        "train_lazy": {"test_hard": {"acc": 0.1}},
+        "train_debiased": {"jtt": _db(0.95)},
+    }
+    m = base | {
+        "attack": {
+            "lazy": _attack([0.1, 0.3, 0.5], [0.1, 0.2, 0.4]),
+            "jtt": _attack([0.5, 0.95, 1.0], [0.3, 0.8, 0.9], min_eps=0.05),
+        }
+    }
+    assert verdict(C._debiased_more_vulnerable, m) == HOLDS
+    m = base | {
+        "attack": {
+            "lazy": _attack([0.5, 0.95, 1.0], [0.3, 0.8, 0.9], min_eps=0.05),
+            "jtt": _attack([0.1, 0.3, 0.5], [0.1, 0.2, 0.4]),
+        }
+    }
+    assert verdict(C._debiased_more_vulnerable, m) == FAILS
+
+
+def test_beats_study_best():
+    m = {"train_debiased": {"c": _db(0.985), "oracle": _db(0.99)}}
+    assert verdict(C._beats_study_best, m) == HOLDS
+    m = {"train_debiased": {"c": _db(0.95), "oracle": _db(0.99)}}
+    assert verdict(C._beats_study_best, m) == FAILS
+
+
+def _bd(asr, false, val_drop, hard_drop, n=1000, rate=0.01):
+    return {
+        "run": {"poison_rate": rate, "explanation_method": 1},
+        "val": {"n_images": n, "triggered": {"asr_mass_0.5": asr}, "false_trigger": {"asr_mass_0.5": false}},
+        "clean_model_val_acc": 0.99,
+        "val_acc": 0.99 - val_drop,
+        "n_val": 10000,
+        "clean_model_test_hard_acc": 0.94,
+        "test_hard_acc": 0.94 - hard_drop,
+        "n_test_hard": 10000,
+    }
+
+
+def test_backdoor_1pct_uses_the_intervals():
+    hold = {"clean": {}, "a": _bd(1.0, 0.0, 0.001, 0.001), "b": _bd(0.999, 0.002, 0.0, 0.0)}
+    assert verdict(C._backdoor_1pct, {"train_backdoor": hold}) == HOLDS
+    fail = {"clean": {}, "a": _bd(1.0, 0.0, 0.001, 0.08)}  # hard test drops 8 points: not stealthy
+    assert verdict(C._backdoor_1pct, {"train_backdoor": fail}) == FAILS
+    close = {"clean": {}, "a": _bd(1.0, 0.0, 0.001, 0.009)}  # 0.9 pt, interval straddles 1 pt
+    assert verdict(C._backdoor_1pct, {"train_backdoor": close}) == INCONCLUSIVE
+    assert verdict(C._backdoor_1pct, {"train_backdoor": {"clean": {}}}) is None
+
+
+def test_neurons():
+    n = {
+        "csi_gt_3": 14,
+        "alive": 50,
+        "csi_mean": 1.0,
+        "csi_p75": 1.5,
+        "poly_mean": 0.5,
+        "poly_bands": {"monosemantic_lt_0.3": 1, "weakly_monosemantic_lt_0.7": 40, "polysemantic_ge_0.7": 9},
+    }
+    assert verdict(C._neurons, {"explain": {"lazy": {"neurons": n}}}) == HOLDS
+    assert verdict(C._neurons, {"explain": {"lazy": {"neurons": n | {"csi_gt_3": 0}}}}) == FAILS
+
+
+def test_sae_rules():
+    h = {"explained_variance": 0.995, "l0_fraction": 0.7}
+    m = {"sae": {"lazy-l1": {"held_out": h}, "lazy-topk": {"held_out": h}}}
+    assert verdict(C._sae_recon, m) == HOLDS
+    m["sae"]["lazy-l1"]["held_out"] = h | {"l0_fraction": 0.1}
+    assert verdict(C._sae_recon, m) == FAILS
+    f = {"digit_selectivity": 0.5, "mean_entropy_bits": 1.0, "color_like": 1, "shape_like": 9}
+    for b, expect in ((0.7, HOLDS), (0.3, FAILS), (0.52, INCONCLUSIVE)):
+        m = {"sae": {"lazy-topk": {"features": f}, "debiased-topk": {"features": f | {"digit_selectivity": b}}}}
+        assert verdict(C._sae_selectivity, m) == expect
+
+
+@pytest.mark.parametrize("ratio,expect", [(0.7, HOLDS), (0.2, FAILS)])
+def test_attention_diffuse(ratio, expect):
+    m = {
+        "explain": {"attention": {"test_hard": {"attention": {"concentration_ratio": ratio, "foreground_mass": 0.3}}}},
+        "train_attention": {"attention": {"test_hard": {"acc": 0.01}}},
+    }
+    assert verdict(C._attention_diffuse, m) == expect
+
+
+def test_claims_table_marks_unmeasured_claims():
+    rows = claims_table({})
+    assert rows and all(r["verdict"] == "not measured" for r in rows)
