@@ -31,7 +31,7 @@ def main(params, name):
         model, kw, hist = train_run(run, common, splits["train"], rt, evals)
         arch, meta = run.arch, {"method": run.method, "epochs": run.epochs, "seed": run.seed}
     m = evaluate_model(model, {k: v for k, v in splits.items() if k != "train"}, rt)
-    m["gate"] = check_gate(f"train-attention@{name}", "train_attention.gate", common.gate, m["val"]["acc"], hist)
+    m["gate"] = check_gate(f"train-attention@{name}", "train_attention.gate", common.gate, model, splits["val"], rt)
     save_model(f"data/models/attention/{name}.pt", model, arch, kw, meta)
     m["model"] = {
         "vit": int(arch == "vit"),

@@ -55,7 +55,7 @@ def main(params, run):
     hist = finetune(model, clean, splits["train"], poisoned, cfg, rt, r.seed, r.method)
     out = run_metrics(model, clean, splits, r, n_poison, cfg, rt)
     if r.method == "explanation":  # the study's two failed baselines are results, not faults: not gated
-        out["gate"] = check_gate(f"train-backdoor@{run}", "train_backdoor.gate", cfg.gate, out["val_acc"], hist)
+        out["gate"] = check_gate(f"train-backdoor@{run}", "train_backdoor.gate", cfg.gate, model, splits["val"], rt)
     save_model(
         f"data/models/backdoor/{run}.pt",
         model,

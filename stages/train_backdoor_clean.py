@@ -36,7 +36,7 @@ def main(params):
         desc="backdoor/clean",
     )
     m = evaluate_model(model, splits, rt)
-    m["gate"] = check_gate("train-backdoor-clean", "train_backdoor.gate", cfg.gate, m["val"]["acc"], hist)
+    m["gate"] = check_gate("train-backdoor-clean", "train_backdoor.gate", cfg.gate, model, splits["val"], rt)
     save_model("data/models/backdoor/clean.pt", model, "convnet", kw, {"seed": cfg.seed})
     m["geometry"] = {
         "cam_grid": grid,

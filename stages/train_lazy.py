@@ -24,7 +24,7 @@ def main(params):
         desc="train-lazy",
     )
     metrics = evaluate_model(model, splits, rt)
-    metrics["gate"] = check_gate("train-lazy", "train_lazy.gate", cfg.gate, metrics["val"]["acc"], hist)
+    metrics["gate"] = check_gate("train-lazy", "train_lazy.gate", cfg.gate, model, splits["val"], rt)
     save_model("data/models/lazy.pt", model, "lazy", {}, {"epochs": cfg.epochs, "seed": cfg.seed})
     metrics["red_one_probe"] = red_one_probe(model, splits["test_hard"], rt)
     write_json("metrics/train_lazy.json", metrics)

@@ -349,7 +349,7 @@ def train_seeds(method: str, common, splits: dict[str, Split], rt: Runtime) -> S
         )
         m = evaluate_model(model, {k: v for k, v in splits.items() if k != "train"}, rt)
         m["gate"] = check_gate(
-            f"train-debiased@{method} seed {seed}", "train_debiased.gate", common.gate, m["val"]["acc"], hist
+            f"train-debiased@{method} seed {seed}", "train_debiased.gate", common.gate, model, splits["val"], rt
         )
         m.update(extra)
         models[seed], per_seed[str(seed)] = (model, arch, kw), m

@@ -54,7 +54,7 @@ class Gate:
     """What a trained classifier must reach before its stage may publish it (not what the study measures)."""
 
     min_val_acc: float = spec(ge=0.0, le=1.0, doc="final model's accuracy on the whole validation split")
-    max_train_ce: float = spec(gt=0.0, doc="final epoch's mean cross-entropy of the model's logits (training)")
+    max_val_ce: float = spec(gt=0.0, doc="the final model's mean cross-entropy on the validation split")
 
 
 @frozen
