@@ -8,8 +8,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from .data import DataError
-from .errors import GateError
+from .errors import DataError, GateError
 from .params import ParamsError, load
 
 

