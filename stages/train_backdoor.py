@@ -70,11 +70,11 @@ def main(params, run):
     print(
         f"{run}: val acc drop {100 * out['clean_acc_drop']:.2f} pt, hard drop "
         f"{100 * out['clean_acc_drop_test_hard']:.2f} pt, triggered acc {v['triggered_acc']:.4f}, ASR@0.5 "
-        f"{v['triggered']['asr_mass_0.5']:.3f}, false {v['false_trigger']['asr_mass_0.5']:.3f}, controls "
-        + " ".join(f"{k}={c['asr_mass_0.5']:.3f}" for k, c in v["controls"].items())
+        f"{v['triggered']['asr']:.3f}, false {v['false_trigger']['asr']:.3f}, controls "
+        + " ".join(f"{k}={c['asr']:.3f}" for k, c in v["controls"].items())
         + " transfer "
-        + " ".join(f"{k}={c['asr_mass_0.5']:.2f}" for k, c in v["transfer"].items())
-        + (f" defended ASR {out['defence']['asr_mass_0.5']:.3f}" if "defence" in out else "")
+        + " ".join(f"{k}={c['asr']:.2f}" for k, c in v["transfer"].items())
+        + (f" defended ASR {out['defence']['asr']:.3f}" if "defence" in out else "")
     )
 
 

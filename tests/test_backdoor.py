@@ -42,7 +42,7 @@ def test_metric_functions_on_hand_made_maps():
     assert s["mass"].tolist() == pytest.approx([1.0, 0.0, 0.5, 0.0])
     assert s["iou"][0] == 1.0 and s["iou"][1] == 0.0 and s["pointing"].tolist()[:2] == [1.0, 0.0]
     a = asr(s)
-    assert a["asr_mass_0.5"] == pytest.approx(0.5) and a["asr_mass_0.75"] == pytest.approx(0.25)
+    assert a["asr"] == pytest.approx(0.5) and a["asr_by_tau"][2] == {"tau": 0.75, "rate": pytest.approx(0.25)}
 
 
 def test_context_convs_let_target_cells_see_the_trigger():

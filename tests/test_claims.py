@@ -93,7 +93,7 @@ def test_beats_study_best():
 def _bd(asr, false, val_drop, hard_drop, n=1000, rate=0.01):
     return {
         "run": {"poison_rate": rate, "explanation_method": 1},
-        "val": {"n_images": n, "triggered": {"asr_mass_0.5": asr}, "false_trigger": {"asr_mass_0.5": false}},
+        "val": {"n_images": n, "triggered": {"asr": asr}, "false_trigger": {"asr": false}},
         "clean_model_val_acc": 0.99,
         "val_acc": 0.99 - val_drop,
         "n_val": 10000,

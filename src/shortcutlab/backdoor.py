@@ -280,9 +280,17 @@ def map_scores(maps: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tens
     return {"mass": mass, "iou": iou, "pointing": point.float()}
 
 
-def asr(scores: dict[str, torch.Tensor], taus=(0.25, 0.5, 0.75)) -> dict:
-    out = {f"asr_mass_{t}": float((scores["mass"] >= t).float().mean()) for t in taus}
-    out["asr_iou_0.5"] = float((scores["iou"] >= 0.5).float().mean())
+ASR_TAU = 0.5  # the headline attack success: the target region holds at least half the map's positive mass
+
+
+def asr(scores: dict[str, torch.Tensor], taus=(0.25, 0.5, 0.75), iou: float = 0.5) -> dict:
+    """Attack-success rates: ``asr`` = share of maps with target mass share >= 0.5; ``asr_by_tau`` the same at
+    every threshold tau; ``asr_iou`` = share whose top-|T| pixels overlap the target with IoU >= ``iou``."""
+    out = {
+        "asr": float((scores["mass"] >= ASR_TAU).float().mean()),
+        "asr_by_tau": [{"tau": t, "rate": float((scores["mass"] >= t).float().mean())} for t in taus],
+    }
+    out["asr_iou"], out["iou_threshold"] = float((scores["iou"] >= iou).float().mean()), iou
     out["pointing_game"] = float(scores["pointing"].mean())
     out["mean_iou"] = float(scores["iou"].mean())
     out["mean_mass"] = float(scores["mass"].mean())

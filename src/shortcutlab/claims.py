@@ -152,15 +152,15 @@ def _backdoor_seed(v: dict) -> tuple[str, str]:
     """One 1%-poison seed against the rule, every quantity with its 95% interval: ASR_mass@0.5 >= 90%, false
     trigger <= 5%, accuracy drop <= 1 point on the validation split and on the hard test."""
     n = v["val"]["n_images"]
-    asr_ = wilson(v["val"]["triggered"]["asr_mass_0.5"], n)
-    false = wilson(v["val"]["false_trigger"]["asr_mass_0.5"], n)
+    asr_ = wilson(v["val"]["triggered"]["asr"], n)
+    false = wilson(v["val"]["false_trigger"]["asr"], n)
     dv = diff_interval(v["clean_model_val_acc"], v["val_acc"], v.get("n_val", n))
     dh = diff_interval(v["clean_model_test_hard_acc"], v["test_hard_acc"], v.get("n_test_hard", n))
     ok = asr_[0] >= 0.9 and false[1] <= 0.05 and dv[1] <= 0.01 and dh[1] <= 0.01
     bad = asr_[1] < 0.9 or false[0] > 0.05 or dv[0] > 0.01 or dh[0] > 0.01
     text = (
-        f"ASR {100 * v['val']['triggered']['asr_mass_0.5']:.1f}% [{100 * asr_[0]:.1f}, {100 * asr_[1]:.1f}], "
-        f"false {100 * v['val']['false_trigger']['asr_mass_0.5']:.1f}% (≤ {100 * false[1]:.1f}), drop val "
+        f"ASR {100 * v['val']['triggered']['asr']:.1f}% [{100 * asr_[0]:.1f}, {100 * asr_[1]:.1f}], "
+        f"false {100 * v['val']['false_trigger']['asr']:.1f}% (≤ {100 * false[1]:.1f}), drop val "
         f"{100 * (dv[0] + dv[1]) / 2:+.2f} [{100 * dv[0]:+.2f}, {100 * dv[1]:+.2f}] / hard "
         f"{100 * (dh[0] + dh[1]) / 2:+.2f} [{100 * dh[0]:+.2f}, {100 * dh[1]:+.2f}] pt"
     )

@@ -212,7 +212,7 @@ def backdoor_figure(path, metrics: dict) -> None:
     fig, ax = plt.subplots(1, 2, figsize=(10, 3.5))
     for r in rates:
         vs = [v for v in bd.values() if v["run"]["poison_rate"] == r]
-        ax[0].scatter([r] * len(vs), [100 * v["val"]["triggered"]["asr_mass_0.5"] for v in vs], color="tab:red")
+        ax[0].scatter([r] * len(vs), [100 * v["val"]["triggered"]["asr"] for v in vs], color="tab:red")
         ax[1].scatter([r] * len(vs), [100 * v["clean_acc_drop"] for v in vs], color="tab:blue")
     for a, t in zip(ax, ("ASR_mass@0.5 %", "clean accuracy drop (points)"), strict=True):
         a.set_xscale("log")

@@ -42,8 +42,8 @@ CONTRACT: dict[str, list[tuple[str, str, str, tuple[float, float]]]] = {
     "backdoor_run": [
         ("val_acc", "validation accuracy", "fraction", (0, 1)),
         ("clean_acc_drop", "validation accuracy drop vs the clean model", "fraction", (-1, 1)),
-        ("val.triggered.asr_mass_0.5", "ASR: target mass share >= 0.5", "fraction", (0, 1)),
-        ("val.false_trigger.asr_mass_0.5", "false-trigger rate", "fraction", (0, 1)),
+        ("val.triggered.asr", "ASR: target mass share >= 0.5", "fraction", (0, 1)),
+        ("val.false_trigger.asr", "false-trigger rate", "fraction", (0, 1)),
     ],
     "attack": [
         ("untargeted.clean_acc", "clean accuracy on the untargeted subset", "fraction", (0, 1)),
@@ -133,7 +133,7 @@ def load_metrics(files: dict[str, str | Path]) -> dict[str, dict]:
 
 
 def get(m: dict, path: str, default=None):
-    """``m["a"]["b"]...`` for the dotted path "a.b..."; a key that itself holds dots ("asr_mass_0.5") is
+    """``m["a"]["b"]...`` for the dotted path "a.b..."; a key that itself holds dots ("0.5") is
     matched whole. ``default`` where any part is missing."""
     cur, parts = m, path.split(".")
     i = 0
@@ -172,7 +172,7 @@ def summary(metrics: dict[str, dict]) -> dict:
     for k, v in (metrics.get("train_backdoor") or {}).items():
         if k != "clean":
             s.setdefault("backdoor", {})[k] = {
-                "asr_mass_0.5": v["val"]["triggered"]["asr_mass_0.5"],
+                "asr": v["val"]["triggered"]["asr"],
                 "val_drop": v["clean_acc_drop"],
                 "hard_drop": v["clean_acc_drop_test_hard"],
             }

@@ -83,7 +83,7 @@ def plot_tables(root: str, metrics: dict) -> None:
         {
             "run": k,
             "poison_rate": v["run"]["poison_rate"],
-            "asr_mass_0.5": v["val"]["triggered"]["asr_mass_0.5"],
+            "asr": v["val"]["triggered"]["asr"],
             "clean_acc_drop": v["clean_acc_drop"],
         }
         for k, v in (metrics.get("train_backdoor") or {}).items()

@@ -38,11 +38,11 @@ def _backdoor_tables(bd: dict) -> tuple[list, list, list]:
                 drop_ci(v["clean_model_test_hard_acc"], v["test_hard_acc"], nh),
                 ci(e["triggered_acc"], n),
                 ci(e["clean_acc"], n),
-                ci(t["asr_mass_0.5"], n),
-                f"{100 * t['asr_mass_0.25']:.1f} / {100 * t['asr_mass_0.75']:.1f}",
-                f"{100 * t['asr_iou_0.5']:.1f}",
+                ci(t["asr"], n),
+                f"{100 * t['asr_by_tau'][0]['rate']:.1f} / {100 * t['asr_by_tau'][-1]['rate']:.1f}",
+                f"{100 * t['asr_iou']:.1f}",
                 f"{100 * t['pointing_game']:.1f}",
-                ci(f["asr_mass_0.5"], n),
+                ci(f["asr"], n),
                 f"{e['fidelity']['spearman']:.2f}",
             ]
         )
@@ -50,17 +50,17 @@ def _backdoor_tables(bd: dict) -> tuple[list, list, list]:
         spec.append(
             [
                 k,
-                *(ci(ctl[c]["asr_mass_0.5"], n) for c in ctl),
-                ci(e["control_clean_model_triggered"]["asr_mass_0.5"], n),
+                *(ci(ctl[c]["asr"], n) for c in ctl),
+                ci(e["control_clean_model_triggered"]["asr"], n),
             ]
         )
         d = v.get("defence")
         transfer.append(
             [
                 k,
-                *(ci(r["asr_mass_0.5"], n) for r in e["transfer"].values()),
+                *(ci(r["asr"], n) for r in e["transfer"].values()),
                 f"{100 * d['val_acc']:.2f}" if d else "—",
-                ci(d["asr_mass_0.5"], n) if d else "—",
+                ci(d["asr"], n) if d else "—",
             ]
         )
     return main, spec, transfer
