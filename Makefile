@@ -5,7 +5,7 @@ BIN    := $(abspath $(VENV))/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 export PATH := $(BIN):$(PATH)
 
-.PHONY: venv repro test lint bench clean-venv
+.PHONY: venv repro test lint bench pull clean-venv
 
 venv: $(STAMP)
 
@@ -18,6 +18,10 @@ $(STAMP): pyproject.toml
 
 repro: $(STAMP)
 	$(BIN)/dvc repro
+
+# dvc pull, and on failure a check that names every missing or corrupted object on the remote and what to do
+pull: $(STAMP)
+	$(BIN)/dvc pull --run-cache || { $(BIN)/python scripts/check_remote.py; exit 1; }
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -227,3 +227,7 @@ def test_corrupted_remote_object_is_refused(repo, tmp_path):
     assert not (clone / "data/models/lazy.pt").exists()  # the corrupted object never reaches the workspace
     assert "data/models/lazy.pt" in out, out[-2000:]
     assert json.loads(run(["dvc", "status", "--json"], clone).stdout)  # and dvc status says it is not there
+    # DVC's own message ("Checkout failed ... Is your cache up to date?") names the file but not the cause:
+    proc = run([sys.executable, str(ROOT / "scripts/check_remote.py")], clone, check=False)
+    assert proc.returncode == 1 and "data/models/lazy.pt: CORRUPT on the remote" in proc.stderr, proc.stderr
+    assert "dvc push data/models/lazy.pt" in proc.stderr
