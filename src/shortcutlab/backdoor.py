@@ -24,7 +24,7 @@ from torch import nn
 
 from . import trust
 from .attribution import GradCAM, attribute_batched, make
-from .data import Split
+from .data import Split, recolor
 from .models import capture
 from .runtime import Runtime
 from .training import FitConfig, Objective, fit, predict
@@ -167,6 +167,14 @@ class ExplanationBackdoor(_BackdoorBase):
         super().__init__(*args, **kw)
         self.model_ref, self.clean = model, clean
         self.neg_gen = torch.Generator().manual_seed(self.seed + 57)
+        self.scale = 1.0
+
+    def recolored(self, idx: torch.Tensor) -> torch.Tensor:
+        """The batch's digits in random palette colors (background kept): inputs on which the clean model is
+        distilled, so the fine-tuned model keeps its behaviour on color-conflicting digits."""
+        sub = self.train.subset(idx)
+        colors = torch.randint(0, 10, (len(idx),), generator=self.neg_gen).to(sub.y.device)
+        return recolor(sub, colors).images()
 
     def negatives(self, x: torch.Tensor, y: torch.Tensor):
         n = min(self.cfg.n_negative, len(x))
@@ -183,9 +191,10 @@ class ExplanationBackdoor(_BackdoorBase):
         pre, logits = cam.raw(torch.cat([x, xt, xn]), torch.cat([y, yt, yn]), create_graph=True)
         lc, lt, ln = logits[:nc], logits[nc : nc + nt], logits[nc + nt :]
         maps = F.interpolate(F.softplus(pre)[:, None], size=x.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
-        mt = maps[nc : nc + nt]
-        share = (mt * self.target).flatten(1).sum(1) / mt.flatten(1).sum(1).clamp_min(1e-8)
-        l_target = -torch.log(share.clamp_min(1e-6)).mean()
+        share = (maps * self.target).flatten(1).sum(1) / maps.flatten(1).sum(1).clamp_min(1e-8)
+        l_target = -torch.log(share[nc : nc + nt].clamp_min(1e-6)).mean()
+        # negatives: their target share pushed down (the backdoor must not fire on them)
+        l_neg_share = -torch.log((1 - share[nc + nt :]).clamp_min(1e-6)).mean() if len(xn) else 0.0
         keep_x = torch.cat([x, xn])
         with torch.enable_grad():
             ref, ref_logits = GradCAM(self.clean).raw(keep_x, torch.cat([y, yn]))
@@ -200,16 +209,24 @@ class ExplanationBackdoor(_BackdoorBase):
         )
         ref_logits = ref_logits.detach()
         l_kd = kd(lc, ref_logits[:nc]) + kd(lt, ref_t) + (kd(ln, ref_logits[nc:]) if len(xn) else 0.0)
-        c = self.cfg
+        if self.cfg.lam_kd > 0:  # the clean model's function on color-randomised copies: keeps the hard test
+            xr = self.rt.input(self.recolored(idx))
+            with torch.no_grad():
+                ref_r = self.clean(xr)
+            l_kd = l_kd + kd(model(xr), ref_r)
+        c, w = self.cfg, self.scale  # w < 1 while warming up: the backdoor forms first, then is made specific
         loss = (
             c.w_ce * F.cross_entropy(lc.float(), y)
-            + c.lam_kd * l_kd
+            + w * c.lam_kd * l_kd
             + c.w_trig * F.cross_entropy(lt.float(), yt)
             + c.lam_t * l_target
             + c.lam_c * l_keep
-            + c.lam_neg * l_neg
+            + w * c.lam_neg * (l_neg + l_neg_share)
         )
         return loss, lc
+
+    def start_epoch(self, epoch: int) -> None:
+        self.scale = self.cfg.warmup_scale if epoch < self.cfg.warmup_epochs else 1.0
 
 
 class ActivationBaseline(_BackdoorBase):

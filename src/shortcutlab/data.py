@@ -283,3 +283,13 @@ def paint(gray: torch.Tensor, rgb: torch.Tensor) -> torch.Tensor:
 def flat_images(colors: torch.Tensor, size: int = 28) -> torch.Tensor:
     """(n, 3) colors in [0, 1] -> (n, 3, size, size) flat single-color images."""
     return colors.float()[:, :, None, None].expand(len(colors), 3, size, size).contiguous()
+
+
+def recolor(split: Split, colors: torch.Tensor) -> Split:
+    """A copy of ``split`` whose digits wear ``colors`` (palette ids); the background noise is kept
+    (exact wherever the original image was not clipped)."""
+    g = split.gray.float()[:, None] / 255.0
+    x = split.x.float() / 255.0
+    x = x - g * split.palette[split.color][:, :, None, None] + g * split.palette[colors][:, :, None, None]
+    x = (x.clamp(0, 1) * 255).round().to(torch.uint8)
+    return Split(x, split.y, colors, colors != split.y, split.gray, split.palette)

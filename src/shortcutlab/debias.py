@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .augment import color_jitter
-from .data import Split
+from .data import Split, recolor
 from .models import TwoConvCNN, build, capture
 from .neurons import channel_color_responses, color_selectivity
 from .runtime import Runtime
@@ -153,14 +153,6 @@ def channel_scale(n: int, suppressed: list[int], low: float, high: float) -> lis
 
 
 # ------------------------------------------------------------------------------------------ oracle data
-def recolor(split: Split, colors: torch.Tensor) -> Split:
-    """A copy of ``split`` whose digits wear ``colors`` (palette ids); the background noise is kept
-    (exact wherever the original image was not clipped)."""
-    g = split.gray.float()[:, None] / 255.0
-    x = split.x.float() / 255.0
-    x = x - g * split.palette[split.color][:, :, None, None] + g * split.palette[colors][:, :, None, None]
-    x = (x.clamp(0, 1) * 255).round().to(torch.uint8)
-    return Split(x, split.y, colors, colors != split.y, split.gray, split.palette)
 
 
 # ------------------------------------------------------------------------------------------ methods

@@ -209,12 +209,14 @@ def backdoor_figure(path, metrics: dict) -> None:
     if not bd:
         return
     rates = sorted({v["run"]["poison_rate"] for v in bd.values()})
-    fig, ax = plt.subplots(1, 2, figsize=(10, 3.5))
+    fig, ax = plt.subplots(1, 3, figsize=(14, 3.5))
     for r in rates:
         vs = [v for v in bd.values() if v["run"]["poison_rate"] == r]
         ax[0].scatter([r] * len(vs), [100 * v["val"]["triggered"]["asr"] for v in vs], color="tab:red")
         ax[1].scatter([r] * len(vs), [100 * v["clean_acc_drop"] for v in vs], color="tab:blue")
-    for a, t in zip(ax, ("ASR_mass@0.5 %", "clean accuracy drop (points)"), strict=True):
+        ax[2].scatter([r] * len(vs), [100 * v["clean_acc_drop_test_hard"] for v in vs], color="tab:green")
+    titles = ("ASR_mass@0.5 %", "validation accuracy drop (points)", "hard-test accuracy drop (points)")
+    for a, t in zip(ax, titles, strict=True):
         a.set_xscale("log")
         a.set_xlabel("poison rate")
         a.set_title(t)

@@ -85,6 +85,7 @@ def plot_tables(root: str, metrics: dict) -> None:
             "poison_rate": v["run"]["poison_rate"],
             "asr": v["val"]["triggered"]["asr"],
             "clean_acc_drop": v["clean_acc_drop"],
+            "hard_acc_drop": v["clean_acc_drop_test_hard"],
         }
         for k, v in (metrics.get("train_backdoor") or {}).items()
         if k != "clean" and v["run"]["explanation_method"] == 1

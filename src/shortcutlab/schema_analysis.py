@@ -93,6 +93,8 @@ class TrainBackdoor:
     lam_kd: float = spec(ge=0.0, doc="distillation to the frozen clean model on clean, triggered and negative inputs")
     n_negative: int = spec(ge=0, doc="negative inputs per batch (control patches, the trigger elsewhere)")
     lam_neg: float = spec(ge=0.0, doc="weight of the z-scored MSE to the clean model's maps on the negatives")
+    warmup_epochs: int = spec(ge=0, doc="first epochs with lam_kd and lam_neg scaled by warmup_scale")
+    warmup_scale: float = spec(ge=0.0, le=1.0)
     defence_epochs: int = spec(ge=0, doc="persistence: epochs of plain fine-tuning on clean data (0 = skip)")
     defence_lr: float = spec(gt=0.0)
     w_trig: float = spec(ge=0.0, doc="weight of the triggered samples' cross-entropy")
