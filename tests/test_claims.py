@@ -150,3 +150,14 @@ def test_attention_diffuse(ratio, expect):
 def test_claims_table_marks_unmeasured_claims():
     rows = claims_table({})
     assert rows and all(r["verdict"] == "not measured" for r in rows)
+
+
+def test_backdoor_drop_interval_is_paired_when_recorded():
+    from shortcutlab.metrics import drop_interval
+
+    v = _bd(1.0, 0.0, 0.009, 0.009)  # 0.9 point drops on 10,000 images
+    unpaired = drop_interval(v, "test_hard")
+    v["test_hard_discordant"] = {"clean_only": 110, "backdoored_only": 20}  # the same 0.9 points, paired
+    paired = drop_interval(v, "test_hard")
+    assert paired[1] - paired[0] < unpaired[1] - unpaired[0]
+    assert paired[0] < 0.009 < paired[1] and paired[1] < 0.011

@@ -306,8 +306,14 @@ def run_metrics(model, clean, splits: dict, r, n_poison: int, cfg, rt: Runtime) 
     }
     for split in ("val", "test_hard"):
         s = splits[split]
-        out[f"clean_model_{split}_acc"] = float((predict(clean, s, rt).argmax(1) == s.y).float().mean())
-        out[f"{split}_acc"] = float((predict(model, s, rt).argmax(1) == s.y).float().mean())
+        ok_clean, ok_bd = predict(clean, s, rt).argmax(1) == s.y, predict(model, s, rt).argmax(1) == s.y
+        out[f"clean_model_{split}_acc"] = float(ok_clean.float().mean())
+        out[f"{split}_acc"] = float(ok_bd.float().mean())
+        # paired counts (same images): right only for the clean model / only for the backdoored one
+        out[f"{split}_discordant"] = {
+            "clean_only": int((ok_clean & ~ok_bd).sum()),
+            "backdoored_only": int((ok_bd & ~ok_clean).sum()),
+        }
     out["clean_acc_drop"] = out["clean_model_val_acc"] - out["val_acc"]
     out["clean_acc_drop_test_hard"] = out["clean_model_test_hard_acc"] - out["test_hard_acc"]
     out["n_val"], out["n_test_hard"] = len(splits["val"]), len(splits["test_hard"])

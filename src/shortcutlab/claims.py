@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .metrics import attack_rows, best_method, diff_interval, get, hard_acc, wilson
+from .metrics import attack_rows, best_method, drop_interval, get, hard_acc, wilson
 
 HOLDS, FAILS, INCONCLUSIVE, NOT_MEASURED = "holds", "does not hold", "inconclusive", "not measured"
 # the rules as the report states them
@@ -154,8 +154,7 @@ def _backdoor_seed(v: dict) -> tuple[str, str]:
     n = v["val"]["n_images"]
     asr_ = wilson(v["val"]["triggered"]["asr"], n)
     false = wilson(v["val"]["false_trigger"]["asr"], n)
-    dv = diff_interval(v["clean_model_val_acc"], v["val_acc"], v.get("n_val", n))
-    dh = diff_interval(v["clean_model_test_hard_acc"], v["test_hard_acc"], v.get("n_test_hard", n))
+    dv, dh = drop_interval(v, "val"), drop_interval(v, "test_hard")
     ok = asr_[0] >= 0.9 and false[1] <= 0.05 and dv[1] <= 0.01 and dh[1] <= 0.01
     bad = asr_[1] < 0.9 or false[0] > 0.05 or dv[0] > 0.01 or dh[0] > 0.01
     text = (

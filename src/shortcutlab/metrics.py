@@ -80,6 +80,26 @@ def diff_interval(a: float, b: float, n: int, z: float = 1.96) -> tuple[float, f
     return (a - b - h, a - b + h)
 
 
+def paired_drop_interval(clean_only: int, backdoored_only: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% interval of the accuracy drop between two models scored on the same n images, from the discordant
+    pairs (normal approximation of the paired difference, as McNemar's test uses them)."""
+    d = (clean_only - backdoored_only) / n
+    var = (clean_only + backdoored_only) / n - d * d
+    h = z * math.sqrt(max(var, 0.0) / n)
+    return (d - h, d + h)
+
+
+def drop_interval(v: dict, split: str) -> tuple[float, float]:
+    """A backdoor run's accuracy-drop interval on ``split``: paired where the run recorded its discordant pairs,
+    else the (conservative) unpaired one."""
+    n = v.get("n_val" if split == "val" else "n_test_hard", v["val"]["n_images"])
+    disc = v.get(f"{split}_discordant")
+    if disc:
+        return paired_drop_interval(disc["clean_only"], disc["backdoored_only"], n)
+    key = "val_acc" if split == "val" else "test_hard_acc"
+    return diff_interval(v[f"clean_model_{split}_acc"], v[key], n)
+
+
 def check_contract(path: str | Path, kind: str, m: dict) -> None:
     for key, meaning, _unit, (lo, hi) in CONTRACT.get(kind, []):
         v = get(m, key)

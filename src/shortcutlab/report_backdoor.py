@@ -4,7 +4,7 @@ to other attribution methods and persistence, every rate with its 95% interval."
 from __future__ import annotations
 
 from .markdown import md_table
-from .metrics import diff_interval, wilson
+from .metrics import drop_interval, wilson
 
 
 def ci(p: float, n: int) -> str:
@@ -13,10 +13,11 @@ def ci(p: float, n: int) -> str:
     return f"{100 * p:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]"
 
 
-def drop_ci(a: float, b: float, n: int) -> str:
-    """An accuracy drop a - b in points with its 95% interval (metrics.diff_interval)."""
-    lo, hi = diff_interval(a, b, n)
-    return f"{100 * (a - b):+.2f} [{100 * lo:+.2f}, {100 * hi:+.2f}]"
+def drop_ci(v: dict, split: str) -> str:
+    """A run's accuracy drop on ``split`` in points with its paired 95% interval (metrics.drop_interval)."""
+    lo, hi = drop_interval(v, split)
+    key = "val_acc" if split == "val" else "test_hard_acc"
+    return f"{100 * (v[f'clean_model_{split}_acc'] - v[key]):+.2f} [{100 * lo:+.2f}, {100 * hi:+.2f}]"
 
 
 def _backdoor_tables(bd: dict) -> tuple[list, list, list]:
@@ -26,7 +27,6 @@ def _backdoor_tables(bd: dict) -> tuple[list, list, list]:
             continue
         e, n = v["val"], v["val"]["n_images"]
         t, f = e["triggered"], e["false_trigger"]
-        nv, nh = v.get("n_val", n), v.get("n_test_hard", n)
         main.append(
             [
                 k,
@@ -34,8 +34,8 @@ def _backdoor_tables(bd: dict) -> tuple[list, list, list]:
                 v["run"]["n_poisoned"],
                 v["run"]["seed"],
                 f"{100 * v['val_acc']:.2f}",
-                drop_ci(v["clean_model_val_acc"], v["val_acc"], nv),
-                drop_ci(v["clean_model_test_hard_acc"], v["test_hard_acc"], nh),
+                drop_ci(v, "val"),
+                drop_ci(v, "test_hard"),
                 ci(e["triggered_acc"], n),
                 ci(e["clean_acc"], n),
                 ci(t["asr"], n),
