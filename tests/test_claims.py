@@ -160,4 +160,4 @@ def test_backdoor_drop_interval_is_paired_when_recorded():
     v["test_hard_discordant"] = {"clean_only": 110, "backdoored_only": 20}  # the same 0.9 points, paired
     paired = drop_interval(v, "test_hard")
     assert paired[1] - paired[0] < unpaired[1] - unpaired[0]
-    assert paired[0] < 0.009 < paired[1] and paired[1] < 0.011
+    assert paired[0] < 0.009 < paired[1] and paired[1] < 0.012 < unpaired[1]
