@@ -131,6 +131,7 @@ def tiny_repo(tmp_path_factory, mnist_wheel):
 
 
 def restore(repo: Path) -> None:
+    (repo / ".dvc" / "config.local").unlink(missing_ok=True)  # git-ignored: a test's remote credentials
     run(["git", "checkout", "-q", "main"], repo, check=False)
     run(["git", "checkout", "-q", "--", "."], repo)
     run(["dvc", "checkout", "-q", "--force"], repo, check=False)
