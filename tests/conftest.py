@@ -23,7 +23,7 @@ GATE_TINY = {"min_val_acc": 0.0, "max_val_ce": 10.0}
 # parameters small enough that the whole pipeline runs in a few minutes on 2 CPU cores
 TINY = {
     "dataset": {"n_train": 2000, "n_val": 400, "n_test": 400},
-    "train_lazy": {"epochs": 1, "batch_size": 256, "gate": GATE_TINY},
+    "train_lazy": {"seeds": [0, 1], "epochs": 1, "batch_size": 256, "gate": GATE_TINY},
     "train_debiased": {
         "seeds": [0],
         "batch_size": 256,
@@ -43,9 +43,10 @@ TINY = {
         },
     },
     "sae": {"epochs": 1, "batch_size": 256},
+    "bias_sweep": {"biases": [0.99], "seeds": [0]},  # every method on one extra bias
     "train_attention": {
-        "runs": {k: {"epochs": 1} for k in ("attention", "attention_debiased", "vit", "vit_debiased")},
-        "frozen": {"epochs": 1},
+        "runs": {k: {"epochs": 1, "seeds": [0]} for k in ("attention", "attention_debiased", "vit", "vit_debiased")},
+        "frozen": {"epochs": 1, "seeds": [0]},
         "gate": GATE_TINY,
     },
 }

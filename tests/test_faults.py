@@ -162,7 +162,7 @@ def test_diverged_model_is_not_published(repo):
     proc = run(["dvc", "repro"], repo, check=False)
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
-    assert "train-lazy: quality gate failed" in out and "train_lazy.gate." in out, out[-2000:]
+    assert "train-lazy seed 0: quality gate failed" in out and "train_lazy.gate." in out, out[-2000:]
     assert locked() == lock and (repo / "REPORT.md").read_text() == report
 
 

@@ -94,3 +94,14 @@ def test_missing_input_file_is_named(tmp_path):
         [sys.executable, str(ROOT / "stages/make_dataset.py")], cwd=tmp_path, capture_output=True, text=True
     )
     assert proc.returncode != 0 and "data/raw/mnist.npz" in proc.stderr
+
+
+def test_bias_sweep_method_must_be_configured():
+    p = yaml.safe_load((ROOT / "params.yaml").read_text())
+    p["bias_sweep"]["methods"] = ["vanilla", "nope"]
+    with pytest.raises(ParamsError, match=r"bias_sweep.methods: 'nope' is not a train_debiased.methods entry"):
+        validate(p)
+    p["bias_sweep"]["methods"] = ["vanilla"]
+    p["bias_sweep"]["biases"] = [0.95, 1.0]
+    with pytest.raises(ParamsError, match=r"bias_sweep.biases"):
+        validate(p)

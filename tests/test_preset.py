@@ -9,16 +9,20 @@ from shortcutlab.preset import apply
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("name", ["study", "full"])
+PRESETS = sorted(p.stem for p in (ROOT / "presets").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("name", PRESETS)
 def test_presets_apply_and_validate(tmp_path, name):
     (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text())
     merged = apply(name, tmp_path / "params.yaml", ROOT / "presets")
     p = load(tmp_path / "params.yaml")
     preset = yaml.safe_load((ROOT / "presets" / f"{name}.yaml").read_text())
+    preset.pop("replace", None)
     for section, values in preset.items():
         for key in values:
             assert key in merged[section]
-    assert p["train_lazy"].epochs == load(ROOT / "params.yaml")["train_lazy"].epochs
+    assert p["train_lazy"].lr == load(ROOT / "params.yaml")["train_lazy"].lr
 
 
 def test_unknown_preset(tmp_path):
@@ -31,18 +35,31 @@ def _comments(text: str) -> list[str]:
     return [line.split("#", 1)[1] for line in text.splitlines() if "#" in line]
 
 
-@pytest.mark.parametrize("name", ["study", "full"])
+@pytest.mark.parametrize("name", PRESETS)
 def test_preset_keeps_every_comment_and_every_untouched_key(tmp_path, name):
     original = (ROOT / "params.yaml").read_text()
     (tmp_path / "params.yaml").write_text(original)
     apply(name, tmp_path / "params.yaml", ROOT / "presets")
     after = (tmp_path / "params.yaml").read_text()
-    assert _comments(after) == _comments(original)  # every comment, in order
     preset = yaml.safe_load((ROOT / "presets" / f"{name}.yaml").read_text())
+    replace = set(preset.pop("replace", []))
     before, merged = yaml.safe_load(original), yaml.safe_load(after)
+    if not replace:
+        assert _comments(after) == _comments(original)  # every comment, in order
+    else:  # entries deleted by `replace` take their own comments along; every other comment stays, in order
+        orig = iter(_comments(original))
+        assert all(c in orig for c in _comments(after))  # a subsequence: only deleted entries' comments go
+        lost = len(_comments(original)) - len(_comments(after))
+        assert lost <= sum(len(before[k.split(".")[0]]) for k in replace), lost
+        for key in replace:
+            sec, sub = key.split(".", 1) if "." in key else (key, None)
+            got = merged[sec] if sub is None else merged[sec][sub]
+            assert set(got) == set(preset[sec] if sub is None else preset[sec][sub]), key
 
     def untouched(a, b, over, path=""):
         for k, v in a.items():
+            if f"{path}{k}" in replace:
+                continue
             if isinstance(over, dict) and k in over:
                 if isinstance(v, dict) and isinstance(over[k], dict):
                     untouched(v, b[k], over[k], f"{path}{k}.")

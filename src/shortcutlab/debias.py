@@ -314,23 +314,10 @@ class SeedsResult:
     timings: dict
 
 
-def _mean_std(values) -> dict:
-    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0}
-
-
-SUMMARY_KEYS = {
-    "hard_acc": ("test_hard", "acc"),
-    "easy_acc": ("test_easy", "acc"),
-    "val_acc": ("val", "acc"),
-    "worst_class_hard_acc": ("test_hard", "worst_class_acc"),
-    "hard_color_following": ("test_hard", "color_following"),
-}
-
-
 def train_seeds(method: str, common, splits: dict[str, Split], rt: Runtime) -> SeedsResult:
     """Every seed of one method, each gated (``train_debiased.gate``) before any is returned for saving.
     Final-epoch models; the per-epoch hard-test accuracy is logged for plotting only."""
-    from .evaluation import evaluate_model
+    from .evaluation import evaluate_model, seed_summary
     from .training import check_gate
 
     cfg = common.method(method)
@@ -358,7 +345,7 @@ def train_seeds(method: str, common, splits: dict[str, Split], rt: Runtime) -> S
             f"easy={m['test_easy']['acc']:.4f} val={m['val']['acc']:.4f}",
             flush=True,
         )
-    summary = {k: _mean_std([per_seed[s][a][b] for s in per_seed]) for k, (a, b) in SUMMARY_KEYS.items()}
+    summary = seed_summary(per_seed)
     metrics = {
         "method": {"arch": METHODS[method].arch, "epochs": cfg.epochs, "n_seeds": len(per_seed)},
         "summary": summary,

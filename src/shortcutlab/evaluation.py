@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import statistics
+
 import torch
 from torch import nn
 
@@ -58,3 +60,29 @@ def red_one_probe(model: nn.Module, test: Split, rt: Runtime) -> dict:
         "hard_test_red_ones_n": int(red.sum()),
         "hard_test_red_ones_pred_zero_rate": float((red_pred == 0).float().mean()) if len(red_pred) else 0.0,
     }
+
+
+def mean_std(values) -> dict:
+    values = list(values)
+    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0}
+
+
+SUMMARY_KEYS = {
+    "hard_acc": ("test_hard", "acc"),
+    "easy_acc": ("test_easy", "acc"),
+    "val_acc": ("val", "acc"),
+    "worst_class_hard_acc": ("test_hard", "worst_class_acc"),
+    "hard_color_following": ("test_hard", "color_following"),
+}
+
+
+def seed_summary(per_seed: dict[str, dict]) -> dict:
+    """Mean and sample std over seeds of the headline numbers of :func:`evaluate_model` records."""
+    return {k: mean_std(per_seed[s][a][b] for s in per_seed) for k, (a, b) in SUMMARY_KEYS.items()}
+
+
+def best_epoch(history: list[dict], key: str = "test_hard_acc") -> dict:
+    """TEST-SELECTED, never used for a claim of ours: the epoch whose logged ``key`` is highest (the
+    number a study gets by picking its best epoch on the test set)."""
+    i = max(range(len(history)), key=lambda j: history[j][key])
+    return {"epoch": history[i]["epoch"], "acc": history[i][key]}

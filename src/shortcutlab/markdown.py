@@ -7,6 +7,14 @@ def pct(v: float) -> str:
     return f"{100 * v:.2f}%"
 
 
+def pm(ms: dict | None, n: int | None = None) -> str:
+    """A mean ± std record over seeds as percentages ("—" when absent)."""
+    if not ms:
+        return "—"
+    tail = f" ({n} seeds)" if n else ""
+    return f"{100 * ms['mean']:.2f} ± {100 * ms['std']:.2f}{tail}"
+
+
 def md_table(header: list[str], rows: list[list]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]

@@ -33,6 +33,13 @@ CONTRACT: dict[str, list[tuple[str, str, str, tuple[float, float]]]] = {
         ("summary.val_acc.mean", "validation accuracy, mean over seeds", "fraction", (0, 1)),
         ("method.n_seeds", "seeds trained", "count", (1, math.inf)),
     ],
+    "bias_sweep": [
+        ("summary.hard_acc.mean", "hard-test accuracy, mean over seeds", "fraction", (0, 1)),
+        ("summary.hard_acc.std", "hard-test accuracy, std over seeds", "fraction", (0, 1)),
+        ("summary.val_acc.mean", "validation accuracy, mean over seeds", "fraction", (0, 1)),
+        ("bias", "train-split share in the dominant color", "fraction", (0, 1)),
+        ("n_seeds", "seeds trained", "count", (1, math.inf)),
+    ],
     "train_attention": [
         ("val.acc", "validation accuracy", "fraction", (0, 1)),
         ("test_hard.acc", "hard-test accuracy", "fraction", (0, 1)),
@@ -263,6 +270,11 @@ def _files(params: dict) -> dict[str, dict[str, Path]]:
             k: m / "train_attention" / f"{k}.json" for k in [*params["train_attention"].runs, "vit_frozen"]
         },
         "train_backdoor": {k: m / "train_backdoor" / f"{k}.json" for k in ["clean", *params["train_backdoor"].runs]},
+        "bias_sweep": {
+            f"{b}/{k}": m / "bias_sweep" / str(b) / f"{k}.json"
+            for b in params["bias_sweep"].biases
+            for k in ["lazy", *params["bias_sweep"].methods]
+        },
     }
 
 
@@ -286,6 +298,10 @@ def _check_classifiers(metrics: dict, files: dict, params: dict) -> None:
             )
     for k, v in metrics["train_attention"].items():
         _check_classifier(files["train_attention"][k], k, v["val"]["acc"], n_val, params["train_attention"].gate)
+    for k, v in metrics["bias_sweep"].items():
+        g = params["train_lazy" if v["method"] == "lazy" else "train_debiased"].gate
+        for seed, r in v["seeds"].items():
+            _check_classifier(files["bias_sweep"][k], f"{k} seed {seed}", r["val"], n_val, g)
     tb = params["train_backdoor"]
     for k, v in metrics["train_backdoor"].items():
         if k == "clean":

@@ -18,6 +18,7 @@ import yaml
 
 from .schema import (  # noqa: F401  (re-exported: stages and tests import the schema from here)
     METHOD_CONFIGS,
+    BiasSweep,
     AttentionRun,
     Compute,
     Dataset,
@@ -46,6 +47,7 @@ SECTIONS: dict[str, type] = {
     "dataset": Dataset,
     "train_lazy": TrainLazy,
     "train_debiased": TrainDebiased,
+    "bias_sweep": BiasSweep,
     "attack": Attack,
     "explain": Explain,
     "train_backdoor": TrainBackdoor,
@@ -182,6 +184,12 @@ def validate(raw: Any) -> dict[str, Any]:
     for name, cls in SECTIONS.items():
         out[name] = _check_value(name, raw[name], cls, {})
     check_analysed(out["analysed_models"])
+    for m in out["bias_sweep"].methods:
+        if m not in out["train_debiased"].methods:
+            raise ParamsError(
+                f"bias_sweep.methods: {m!r} is not a train_debiased.methods entry "
+                f"(known: {', '.join(out['train_debiased'].methods)})"
+            )
     return out
 
 

@@ -2,7 +2,11 @@
 
 The merge is a round trip through ruamel.yaml (DVC's own YAML library): every comment, every key the preset
 does not touch and the file's layout stay as they were; only the preset's values change. The merged file is
-validated before anything is written, and written atomically."""
+validated before anything is written, and written atomically.
+
+Mappings merge key by key. To keep *only* the preset's entries of a mapping (fewer runs, methods or analysed
+models), list its dotted key under the preset's top-level ``replace:`` (``replace`` itself is not a params
+key): the entries the preset does not name are deleted, the others merged, so their comments stay."""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ import sys
 from pathlib import Path
 
 from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from .io import write_text
 from .params import ParamsError, read_yaml, validate
@@ -21,16 +25,36 @@ def _yaml() -> YAML:
     y = YAML()  # round-trip mode: comments and key order are kept
     y.preserve_quotes = True
     y.width = 120
+    y.indent(mapping=2, sequence=4, offset=2)  # params.yaml's own layout (the palette's nested list)
     return y
 
 
-def merge(base, over: dict):
-    """Merge ``over`` into ``base`` in place (mappings recursively; anything else replaced)."""
+def _flow(v):
+    """A preset's list (or flat mapping) written inline, like params.yaml writes them."""
+    if isinstance(v, list) and all(not isinstance(e, (dict, list)) for e in v):
+        out = CommentedSeq(v)
+    elif isinstance(v, dict) and all(not isinstance(e, dict) for e in v.values()):
+        out = CommentedMap({k: _flow(e) for k, e in v.items()})
+    else:
+        return v
+    out.fa.set_flow_style()
+    return out
+
+
+def merge(base, over: dict, replace: frozenset[str] = frozenset(), prefix: str = ""):
+    """Merge ``over`` into ``base`` in place (mappings recursively; anything else replaced). A mapping whose
+    dotted key is in ``replace`` first loses every entry ``over`` does not name."""
+    if prefix.rstrip(".") in replace:
+        for k in [k for k in base if k not in over]:
+            del base[k]
     for k, v in over.items():
+        key = f"{prefix}{k}"
         if isinstance(v, dict) and isinstance(base.get(k), dict):
-            merge(base[k], v)
+            merge(base[k], v, replace, key + ".")
+        elif isinstance(base.get(k), list) and isinstance(v, list) and base[k] == v:
+            continue  # unchanged: keep its layout and comments
         else:
-            base[k] = v
+            base[k] = _flow(v)
     return base
 
 
@@ -38,12 +62,15 @@ def apply(name: str, params: str | Path = "params.yaml", presets: str | Path = "
     path = Path(presets) / f"{name}.yaml"
     if not path.exists():
         raise ParamsError(f"{path}: no such preset (known: {', '.join(p.stem for p in Path(presets).glob('*.yaml'))})")
-    over = read_yaml(path) or {}
+    over = dict(read_yaml(path) or {})
+    replace = over.pop("replace", [])
+    if not isinstance(replace, list) or not all(isinstance(r, str) for r in replace):
+        raise ParamsError(f"{path}: replace: expected a list of dotted params keys")
     y = _yaml()
     doc = y.load(Path(params).read_text())
     if not isinstance(doc, CommentedMap):
         raise ParamsError(f"{params}: expected a mapping of sections")
-    merge(doc, over)
+    merge(doc, over, frozenset(replace))
     buf = _io.StringIO()
     y.dump(doc, buf)
     text = buf.getvalue()

@@ -14,7 +14,13 @@ from .report_analysis import (
     section_usability,
 )
 from .report_backdoor import section_backdoor
-from .report_models import section_attention, section_dataset, section_debiasing, section_lazy
+from .report_models import (
+    section_attention,
+    section_bias_sweep,
+    section_dataset,
+    section_debiasing,
+    section_lazy,
+)
 
 
 def section_header(metrics: dict, claims: list[dict]) -> list[str]:
@@ -50,6 +56,7 @@ SECTIONS = (
     section_dataset,
     section_lazy,
     section_debiasing,
+    section_bias_sweep,
     section_attention,
     section_attacks,
     section_explain,
@@ -92,3 +99,16 @@ def plot_tables(root: str, metrics: dict) -> None:
     ]
     if sweep:  # no explanation-backdoor runs configured: no sweep to plot (never a fake row)
         write_csv(Path(root) / "backdoor_sweep.csv", sweep)
+    rows = bias_sweep_rows(metrics)
+    if rows:
+        write_csv(Path(root) / "bias_sweep.csv", rows)
+
+
+def bias_sweep_rows(metrics: dict) -> list[dict]:
+    """One row per bias: each method's mean hard-test accuracy over seeds (and its std), for the line plot."""
+    by_bias: dict[float, dict] = {}
+    for v in (metrics.get("bias_sweep") or {}).values():
+        row = by_bias.setdefault(v["bias"], {"bias": v["bias"]})
+        row[v["method"]] = v["summary"]["hard_acc"]["mean"]
+        row[f"{v['method']}_std"] = v["summary"]["hard_acc"]["std"]
+    return [by_bias[b] for b in sorted(by_bias)]

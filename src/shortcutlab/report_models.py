@@ -4,7 +4,7 @@ models."""
 from __future__ import annotations
 
 from .claims import ties
-from .markdown import md_table, pct
+from .markdown import md_table, pct, pm
 
 
 def section_dataset(metrics: dict, claims: list[dict]) -> list[str]:
@@ -56,7 +56,29 @@ def section_lazy(metrics: dict, claims: list[dict]) -> list[str]:
             f"predicted 0.",
             "",
         ]
+        parts += _lazy_seeds(lz)
     return parts
+
+
+def _lazy_seeds(lz: dict) -> list[str]:
+    """The lazy model over every seed: final epoch, and (labelled) the test-selected best epoch."""
+    sm, seeds = lz.get("summary"), lz.get("seeds") or {}
+    if not sm:
+        return []
+    per = ", ".join(
+        f"seed {s}: {pct(r['test_hard'])} (best epoch {r['best_epoch']['epoch']}: {pct(r['best_epoch']['acc'])})"
+        for s, r in seeds.items()
+    )
+    return [
+        f"Over {lz['n_seeds']} seeds (the table above is the first seed's published model), final epoch: "
+        f"hard test {pm(sm['hard_acc'])}, easy test {pm(sm['easy_acc'])}, validation {pm(sm['val_acc'])} "
+        "(mean ± std over seeds).",
+        "",
+        f"**Test-selected, never used for a claim of ours:** the best epoch's hard-test accuracy (the epoch "
+        f"picked on the hard test itself) is {pm(sm['best_epoch_hard_acc'])}: the number a study gets by "
+        f"choosing its epoch on the test set. Per seed: {per}.",
+        "",
+    ]
 
 
 def section_debiasing(metrics: dict, claims: list[dict]) -> list[str]:
@@ -179,6 +201,7 @@ def _attention_tables(ta: dict, ex: dict) -> tuple:
                 pct(v["val"]["acc"]),
                 pct(v["test_easy"]["acc"]),
                 pct(v["test_hard"]["acc"]),
+                pm((v.get("summary") or {}).get("hard_acc"), v.get("n_seeds")),
                 pct(v["test_hard"]["color_following"]),
             ]
         )
@@ -218,10 +241,23 @@ def section_attention(metrics: dict, claims: list[dict]) -> list[str]:
         "(4×4 patches → 49 tokens + a class token). `*_debiased`: the same architecture trained with the "
         "color-consistency objective (the best debiasing method on the shared ConvNet). `vit_frozen`: the "
         "study's frozen-backbone case — a linear head trained on the biased data on top of the frozen "
-        "`vit_debiased` backbone. Final-epoch models; no selection on any test split.",
+        "`vit_debiased` backbone. Final-epoch models; no selection on any test split. The per-model columns "
+        'describe the first seed\'s published model (the one the analyses below read); "all seeds" is the '
+        "mean ± std over every seed of the run (the frozen probe's seeds all share the first backbone seed).",
         "",
         md_table(
-            ["model", "arch", "epochs", "parameters", "val", "easy test", "hard test", "hard color-following"], rows
+            [
+                "model",
+                "arch",
+                "epochs",
+                "parameters",
+                "val",
+                "easy test",
+                "hard test",
+                "hard test, all seeds",
+                "hard color-following",
+            ],
+            rows,
         ),
         "",
         "Where they look (hard test, maps of the predicted class): concentration ratio (fraction of pixels "
@@ -245,5 +281,33 @@ def section_attention(metrics: dict, claims: list[dict]) -> list[str]:
         "The issue's expected shape, checked against these numbers (reported as measured either way):",
         "",
         md_table(["expected", "measured", "as expected?"], checks),
+        "",
+    ]
+
+
+def section_bias_sweep(metrics: dict, claims: list[dict]) -> list[str]:
+    """Hard-test accuracy against bias strength: one row per method, one column per bias (mean ± std)."""
+    bs = metrics.get("bias_sweep") or {}
+    if not bs:
+        return []
+    biases = sorted({v["bias"] for v in bs.values()})
+    methods = list(dict.fromkeys(v["method"] for v in bs.values()))
+    cell = {(v["method"], v["bias"]): v for v in bs.values()}
+    rows = [
+        [m, cell[(m, biases[0])]["epochs"] if (m, biases[0]) in cell else "—"]
+        + [pm(cell[(m, b)]["summary"]["hard_acc"]) if (m, b) in cell else "—" for b in biases]
+        for m in methods
+    ]
+    n = next(iter(bs.values()))["n_seeds"]
+    return [
+        "## Bias strength: hard-test accuracy against the share of bias-aligned training digits",
+        "",
+        f"One dataset per bias (every other `dataset` key as configured), every method with its recipe "
+        f"from `train_debiased.methods` (the lazy model from `train_lazy`), {n} seeds each, final epoch; "
+        "mean ± std over seeds of the hard-test accuracy (the hard test never wears a digit's dominant color). "
+        "Two cells tie when their mean ± std intervals overlap. Plot: `dvc plots show` (hard-test accuracy "
+        "vs bias).",
+        "",
+        md_table(["method", "epochs"] + [f"bias {100 * b:g}%" for b in biases], rows),
         "",
     ]

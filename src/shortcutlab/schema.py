@@ -81,13 +81,22 @@ class Dataset:
             raise ParamsError(f"{prefix}.palette: colors must be distinct")
 
 
+def check_seeds(seeds: list[int], key: str) -> None:
+    """A seeds list: non-empty, distinct, non-negative (``key`` names it in the error)."""
+    if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
+        raise ParamsError(f"{key}: expected a non-empty list of distinct non-negative integers, got {seeds!r}")
+
+
 @frozen
 class TrainLazy:
-    seed: int = spec(ge=0)
+    seeds: list[int] = spec(doc="every seed is trained and reported; the first seed's model is published")
     epochs: int = spec(ge=1)
     lr: float = spec(gt=0.0)
     batch_size: int = spec(ge=1)
     gate: Gate = spec()
+
+    def check(self, prefix: str) -> None:
+        check_seeds(self.seeds, f"{prefix}.seeds")
 
 
 @frozen
@@ -209,6 +218,21 @@ class TrainDebiased:
 
 
 @frozen
+class BiasSweep:
+    biases: list[float] = spec(doc="train-split share of digits in their dominant color, one dataset each")
+    seeds: list[int] = spec()
+    methods: list[str] = spec(doc="train_debiased.methods entries trained on every bias (the lazy model always)")
+
+    def check(self, prefix: str) -> None:
+        b = self.biases
+        if not b or any(not 0.1 < v < 1 for v in b) or len(set(b)) != len(b):
+            raise ParamsError(f"{prefix}.biases: expected distinct values in (0.1, 1), got {b!r}")
+        check_seeds(self.seeds, f"{prefix}.seeds")
+        if len(set(self.methods)) != len(self.methods) or "lazy" in self.methods:
+            raise ParamsError(f"{prefix}.methods: expected distinct train_debiased.methods names (lazy runs always)")
+
+
+@frozen
 class AttentionArch:
     width: int = spec(ge=1, doc="channels of both convs (the study's two-conv network)")
 
@@ -238,7 +262,10 @@ class AttentionRun:
     epochs: int = spec(ge=1)
     lr: float = spec(gt=0.0)
     schedule: str = spec(choices=("constant", "cosine"))
-    seed: int = spec(ge=0)
+    seeds: list[int] = spec(doc="every seed is trained and reported; the first seed's model is published")
+
+    def check(self, prefix: str) -> None:
+        check_seeds(self.seeds, f"{prefix}.seeds")
 
 
 @frozen
@@ -246,7 +273,10 @@ class FrozenProbe:
     backbone: str = spec(doc="a train_attention.runs entry of arch vit: its backbone is frozen")
     epochs: int = spec(ge=1)
     lr: float = spec(gt=0.0)
-    seed: int = spec(ge=0)
+    seeds: list[int] = spec(doc="head seeds, each on the backbone run's published (first-seed) model")
+
+    def check(self, prefix: str) -> None:
+        check_seeds(self.seeds, f"{prefix}.seeds")
 
 
 @frozen

@@ -12,6 +12,10 @@ class Attack:
     steps: int = spec(ge=1, doc="PGD steps (the study used 10 and 40)")
     alpha_ratio: float = spec(gt=0.0, doc="PGD step = alpha_ratio * eps / steps")
     restarts: int = spec(ge=1)
+    early_stop: bool = spec(
+        doc="PGD stops on a row once its success is decided (rates unchanged; confidences of successes are "
+        "the stopping iterate's)"
+    )
     source: int = spec(ge=0, le=9)
     target: int = spec(ge=0, le=9)
     targeted_splits: list[str] = spec()
