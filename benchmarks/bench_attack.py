@@ -8,8 +8,6 @@ from __future__ import annotations
 import argparse
 import time
 
-import torch
-
 from shortcutlab.attacks import attack, untargeted_metrics
 from shortcutlab.data import load_splits
 from shortcutlab.models import load_model

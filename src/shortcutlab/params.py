@@ -18,8 +18,8 @@ import yaml
 
 from .schema import (  # noqa: F401  (re-exported: stages and tests import the schema from here)
     METHOD_CONFIGS,
-    BiasSweep,
     AttentionRun,
+    BiasSweep,
     Compute,
     Dataset,
     FrozenProbe,
