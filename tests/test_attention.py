@@ -141,9 +141,9 @@ def _tiny_split(n=256, seed=0):
 @pytest.mark.parametrize("method", ["erm", "consistency"])
 def test_vit_trains_a_tiny_epoch_with_finite_loss(method):
     common = repo_section("train_attention", batch_size=64)
-    run = AttentionRun(arch="vit", method=method, epochs=1, lr=1e-3, schedule="cosine", seed=0)
+    run = AttentionRun(arch="vit", method=method, epochs=1, lr=1e-3, schedule="cosine", seeds=[0])
     rt = Runtime(torch.device("cpu"), False)
-    model, kw, hist = train_run(run, common, _tiny_split(), rt, evals={})
+    model, kw, hist = train_run(run, common, _tiny_split(), rt, evals={}, seed=0)
     assert kw == {"patch": 4, "dim": 64, "depth": 3, "heads": 4, "mlp": 128}
     assert len(hist) == 1 and torch.isfinite(torch.tensor(hist[0]["train_loss"]))
 
@@ -153,7 +153,8 @@ def test_frozen_probe_trains_only_the_head():
     m = build("vit", depth=1, dim=32, heads=2, mlp=32)
     before = {k: v.clone() for k, v in m.state_dict().items()}
     rt = Runtime(torch.device("cpu"), False)
-    frozen_probe(m, FrozenProbe(backbone="vit_debiased", epochs=1, lr=1e-2, seed=0), 64, _tiny_split(), rt, evals={})
+    probe = FrozenProbe(backbone="vit_debiased", epochs=1, lr=1e-2, seeds=[0])
+    frozen_probe(m, probe, 64, _tiny_split(), rt, evals={}, seed=0)
     after = m.state_dict()
     changed = {k for k in before if not torch.equal(before[k], after[k])}
     assert changed == {"head.weight", "head.bias"}

@@ -11,8 +11,12 @@ def test_shapes_and_layers(arch):
     x = torch.rand(4, 3, 28, 28)
     assert m(x).shape == (4, 10)
     feats = {}
-    get_module(m, m.cam_layer).register_forward_hook(lambda mod, i, o: feats.setdefault("cam", o))
     get_module(m, m.hidden_layer).register_forward_hook(lambda mod, i, o: feats.setdefault("hid", o))
+    if not hasattr(m, "cam_layer"):  # the LfF protocol's MLP: no spatial map, never explained or attacked
+        m(x)
+        assert arch == "mlp" and feats["hid"].shape == (4, 100)
+        return
+    get_module(m, m.cam_layer).register_forward_hook(lambda mod, i, o: feats.setdefault("cam", o))
     m(x)
     # a conv map (N, C, h, w), or a transformer's tokens (N, 1 + h*w, D) that Grad-CAM puts on their grid
     assert feats["cam"].dim() == 4 or (feats["cam"].dim() == 3 and feats["cam"].shape[1] == 50)

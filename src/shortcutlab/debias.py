@@ -178,6 +178,7 @@ class Context:
     evals: dict
     name: str
     arch_kwargs: dict
+    arch: str  # the method's architecture, or the override it was trained with (the literature protocol's MLP)
 
     def fit_config(self, epochs: int | None = None, seed: int | None = None) -> FitConfig:
         return FitConfig(
@@ -201,7 +202,7 @@ class Context:
         )
 
     def aux(self, arch: str | None = None) -> nn.Module:
-        return build(arch or METHODS[self.name].arch, **(self.arch_kwargs if arch is None else {}))
+        return build(arch or self.arch, **(self.arch_kwargs if arch is None else {}))
 
 
 def consistency_objective(c, seed: int, rt: Runtime) -> Consistency:
@@ -291,18 +292,23 @@ def arch_kwargs(name: str, cfg, common) -> dict:
     return {"width": cfg.width} if arch == "shape_cnn" else {}
 
 
-def train_method(method: str, cfg, common, train: Split, rt: Runtime, seed: int, evals: dict[str, Split]):
-    """Train one method with one seed. Returns (model, arch, arch_kwargs, history, extra metrics)."""
+def train_method(
+    method: str, cfg, common, train: Split, rt: Runtime, seed: int, evals: dict[str, Split], arch: tuple | None = None
+):
+    """Train one method with one seed; ``arch`` = (name, kwargs) overrides the method's architecture (and its
+    auxiliary models': LfF's biased model, JTT's identification model). Returns (model, arch, arch_kwargs,
+    history, extra metrics)."""
     if method not in METHODS:
         raise KeyError(f"train_debiased: unknown method {method!r} (known: {', '.join(METHODS)})")
     m = METHODS[method]
+    name, kw = arch or (m.arch, arch_kwargs(method, cfg, common))
     torch.manual_seed(seed)
-    ctx = Context(cfg, common, train, rt, seed, evals, method, arch_kwargs(method, cfg, common))
+    ctx = Context(cfg, common, train, rt, seed, evals, method, dict(kw), name)
     extra = m.prepare(ctx) if m.prepare else {}
     torch.manual_seed(seed)
-    model = build(m.arch, **ctx.arch_kwargs)
+    model = build(name, **ctx.arch_kwargs)
     hist, more = m.train(model, ctx)
-    return model, m.arch, ctx.arch_kwargs, hist, {**extra, **more}
+    return model, name, ctx.arch_kwargs, hist, {**extra, **more}
 
 
 # ------------------------------------------------------------------------------------------ a method's stage

@@ -40,6 +40,17 @@ CONTRACT: dict[str, list[tuple[str, str, str, tuple[float, float]]]] = {
         ("bias", "train-split share in the dominant color", "fraction", (0, 1)),
         ("n_seeds", "seeds trained", "count", (1, math.inf)),
     ],
+    "literature": [
+        (
+            "summary.unbiased_acc.mean",
+            "LfF score: mean accuracy over digit x color cells, mean over seeds",
+            "fraction",
+            (0, 1),
+        ),
+        ("summary.unbiased_acc.std", "LfF score, std over seeds", "fraction", (0, 1)),
+        ("summary.conflicting_acc.mean", "bias-conflicting test accuracy, mean over seeds", "fraction", (0, 1)),
+        ("n_seeds", "seeds trained", "count", (1, math.inf)),
+    ],
     "train_attention": [
         ("val.acc", "validation accuracy", "fraction", (0, 1)),
         ("test_hard.acc", "hard-test accuracy", "fraction", (0, 1)),
@@ -275,6 +286,12 @@ def _files(params: dict) -> dict[str, dict[str, Path]]:
             for b in params["bias_sweep"].biases
             for k in ["lazy", *params["bias_sweep"].methods]
         },
+        "literature": {
+            f"{a}/{k}-{s}": m / "bias_sweep" / "lff_protocol" / str(a) / f"{k}-{s}.json"
+            for a in params["literature"].aligned
+            for k in params["literature"].methods
+            for s in params["literature"].scaling
+        },
     }
 
 
@@ -302,6 +319,11 @@ def _check_classifiers(metrics: dict, files: dict, params: dict) -> None:
         g = params["train_lazy" if v["method"] == "lazy" else "train_debiased"].gate
         for seed, r in v["seeds"].items():
             _check_classifier(files["bias_sweep"][k], f"{k} seed {seed}", r["val"], n_val, g)
+    for k, v in metrics["literature"].items():  # the protocol has no validation split: its gate reads train
+        for seed, r in v["seeds"].items():
+            _check_classifier(
+                files["literature"][k], f"{k} seed {seed}", r["train_acc"], n_val, params["literature"].gate
+            )
     tb = params["train_backdoor"]
     for k, v in metrics["train_backdoor"].items():
         if k == "clean":

@@ -254,6 +254,30 @@ class TinyViT(nn.Module):
         return self.head(h)
 
 
+class MLP(nn.Module):
+    """The LfF Colored-MNIST protocol's network: flatten 3x28x28 -> 100 -> 100 -> 100 (ReLU) -> 10.
+    ``input_scale`` multiplies the input first: 1/255 reproduces both public reference codebases, whose
+    MLP divides by 255 images that ToTensor already scaled to [0, 1] (inputs in [0, 1/255])."""
+
+    hidden_layer = "feature"
+
+    def __init__(self, hidden: int = 100, depth: int = 3, input_scale: float = 1.0):
+        super().__init__()
+        layers, width = [], 3 * 28 * 28
+        for _ in range(depth):
+            layers += [nn.Linear(width, hidden), nn.ReLU()]
+            width = hidden
+        self.input_scale = input_scale
+        self.feature = nn.Sequential(*layers)
+        self.classifier = nn.Linear(width, 10)
+
+    def forward(self, x):
+        return self.classifier(self.feature(x.flatten(1) * self.input_scale))
+
+    def logits_from_hidden(self, h):
+        return self.classifier(h)
+
+
 REGISTRY: dict[str, Callable[..., nn.Module]] = {
     "lazy": LazyCNN,
     "two_conv": TwoConvCNN,
@@ -262,6 +286,7 @@ REGISTRY: dict[str, Callable[..., nn.Module]] = {
     "color_net": ColorNet,
     "attention": AttentionCNN,
     "vit": TinyViT,
+    "mlp": MLP,
 }
 
 

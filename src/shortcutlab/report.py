@@ -14,13 +14,8 @@ from .report_analysis import (
     section_usability,
 )
 from .report_backdoor import section_backdoor
-from .report_models import (
-    section_attention,
-    section_bias_sweep,
-    section_dataset,
-    section_debiasing,
-    section_lazy,
-)
+from .report_bias import section_bias_sweep, section_literature
+from .report_models import section_attention, section_dataset, section_debiasing, section_lazy
 
 
 def section_header(metrics: dict, claims: list[dict]) -> list[str]:
@@ -57,6 +52,7 @@ SECTIONS = (
     section_lazy,
     section_debiasing,
     section_bias_sweep,
+    section_literature,
     section_attention,
     section_attacks,
     section_explain,

@@ -283,31 +283,3 @@ def section_attention(metrics: dict, claims: list[dict]) -> list[str]:
         md_table(["expected", "measured", "as expected?"], checks),
         "",
     ]
-
-
-def section_bias_sweep(metrics: dict, claims: list[dict]) -> list[str]:
-    """Hard-test accuracy against bias strength: one row per method, one column per bias (mean ± std)."""
-    bs = metrics.get("bias_sweep") or {}
-    if not bs:
-        return []
-    biases = sorted({v["bias"] for v in bs.values()})
-    methods = list(dict.fromkeys(v["method"] for v in bs.values()))
-    cell = {(v["method"], v["bias"]): v for v in bs.values()}
-    rows = [
-        [m, cell[(m, biases[0])]["epochs"] if (m, biases[0]) in cell else "—"]
-        + [pm(cell[(m, b)]["summary"]["hard_acc"]) if (m, b) in cell else "—" for b in biases]
-        for m in methods
-    ]
-    n = next(iter(bs.values()))["n_seeds"]
-    return [
-        "## Bias strength: hard-test accuracy against the share of bias-aligned training digits",
-        "",
-        f"One dataset per bias (every other `dataset` key as configured), every method with its recipe "
-        f"from `train_debiased.methods` (the lazy model from `train_lazy`), {n} seeds each, final epoch; "
-        "mean ± std over seeds of the hard-test accuracy (the hard test never wears a digit's dominant color). "
-        "Two cells tie when their mean ± std intervals overlap. Plot: `dvc plots show` (hard-test accuracy "
-        "vs bias).",
-        "",
-        md_table(["method", "epochs"] + [f"bias {100 * b:g}%" for b in biases], rows),
-        "",
-    ]

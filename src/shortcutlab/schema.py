@@ -232,6 +232,48 @@ class BiasSweep:
             raise ParamsError(f"{prefix}.methods: expected distinct train_debiased.methods names (lazy runs always)")
 
 
+LITERATURE_METHODS = ("vanilla", "lff", "jtt", "rebias", "consistency", "consistency_convnet", "focal")
+
+
+@frozen
+class Literature:
+    """The LfF Colored-MNIST protocol (Nam et al. 2020; facts read in the public alinlab/LfF code)."""
+
+    aligned: list[float] = spec(doc="bias-aligned training shares, one dataset each; empty = protocol off")
+    severity: int = spec(ge=1, le=5, doc="index into noise_std (LfF's script/train.sh: severity4)")
+    noise_std: list[float] = spec(doc="per-image color noise std for severities 1..5")
+    colors: list[list[float]] = spec(doc="the ten mean colors (RGB in [0,1])")
+    test_aligned: float = spec(gt=0.0, le=1.0, doc="the unbiased test set's aligned share (LfF: 0.1 = uniform)")
+    scaling: list[str] = spec(doc="published = /255 twice (both reference codebases); clean = inputs in [0, 1]")
+    seed: int = spec(ge=0, doc="dataset seed (color noise)")
+    seeds: list[int] = spec()
+    batch_size: int = spec(ge=1)
+    gate: Gate = spec()
+    methods: dict[str, MethodCfg] = spec(registry=METHOD_CONFIGS, doc="one lff-train@<aligned>-<name>-<scaling> each")
+
+    def check(self, prefix: str) -> None:
+        a = self.aligned
+        if any(not 0.1 < v < 1 for v in a) or len(set(a)) != len(a):
+            raise ParamsError(f"{prefix}.aligned: expected distinct values in (0.1, 1), got {a!r}")
+        if len(self.noise_std) != 5 or min(self.noise_std) < 0:
+            raise ParamsError(f"{prefix}.noise_std: expected five non-negative stds (severities 1..5)")
+        c = self.colors
+        if len(c) != 10 or any(len(v) != 3 or min(v) < 0 or max(v) > 1 for v in c):
+            raise ParamsError(f"{prefix}.colors: expected ten [r, g, b] colors in [0, 1]")
+        bad = [v for v in self.scaling if v not in ("published", "clean")] or (not self.scaling and ["(empty)"])
+        if bad or len(set(self.scaling)) != len(self.scaling):
+            raise ParamsError(f"{prefix}.scaling: expected distinct entries of published | clean, got {self.scaling!r}")
+        check_seeds(self.seeds, f"{prefix}.seeds")
+        for m in self.methods:
+            if m not in LITERATURE_METHODS:
+                raise ParamsError(
+                    f"{prefix}.methods.{m}: not defined on the protocol's MLP (known: {', '.join(LITERATURE_METHODS)})"
+                )
+
+    def seeds_for(self, name: str) -> list[int]:
+        return list(self.methods[name].seeds or self.seeds)
+
+
 @frozen
 class AttentionArch:
     width: int = spec(ge=1, doc="channels of both convs (the study's two-conv network)")
