@@ -11,8 +11,8 @@ def pm(ms: dict | None, n: int | None = None) -> str:
     """A mean ± std record over seeds as percentages ("—" when absent)."""
     if not ms:
         return "—"
-    tail = f" ({n} seeds)" if n else ""
-    return f"{100 * ms['mean']:.2f} ± {100 * ms['std']:.2f}{tail}"
+    tail = f" ({n} seed{'s' if n != 1 else ''})" if n else ""
+    return f"{100 * ms['mean']:.2f} ± {100 * ms['std']:.2f}%{tail}"
 
 
 def md_table(header: list[str], rows: list[list]) -> str:

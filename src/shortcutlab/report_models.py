@@ -70,7 +70,7 @@ def _lazy_seeds(lz: dict) -> list[str]:
         for s, r in seeds.items()
     )
     return [
-        f"Over {lz['n_seeds']} seeds (the table above is the first seed's published model), final epoch: "
+        f"Over {lz['n_seeds']} seed(s) (the table above is the first seed's published model), final epoch: "
         f"hard test {pm(sm['hard_acc'])}, easy test {pm(sm['easy_acc'])}, validation {pm(sm['val_acc'])} "
         "(mean ± std over seeds).",
         "",

@@ -1,0 +1,154 @@
+"""Benchmark: the arithmetic floor of a `dvc repro` and how far a measured run is from it.
+
+The floor of a configuration = its FLOPs / this machine's measured bf16 matmul peak. FLOPs are counted per
+stage group from params: forward FLOPs per image of every architecture (``torch.utils.flop_counter`` on the
+configured widths) times the images each stage pushes through it (epochs x images x seeds, method
+multipliers such as two views for consistency, two models for LfF, the backdoor's second-order Grad-CAM).
+Conventions: training step = 3 forwards (forward + backward), an input-gradient pass (attacks, saliency) =
+2 forwards, evaluation = 1. PGD is counted without early stopping (an upper bound of what it needs).
+What this leaves out (small next to training): HSIC, SAE training, dataset generation, report.
+
+    python benchmarks/floor.py [--params params.yaml] [--log repro.log]
+
+``--log``: a `dvc repro` log (our stages print "<stage>: done in <s>s"); the table then adds each group's
+measured seconds and achieved share of the peak, and the run's ratio to its floor. Run it alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import time
+from collections import defaultdict
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from shortcutlab.models import build
+from shortcutlab.params import load
+
+N_TRAIN, N_EVAL = 50_000, 10_000  # our training split; val, hard and easy tests hold 10,000 each
+SPLITS_EVAL = 50_000 + 3 * N_EVAL  # evaluate_model's final pass over every split (train included)
+
+
+def matmul_peak(dtype=torch.bfloat16, n: int = 4096, reps: int = 5) -> float:
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    a @ b
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    return 2 * n**3 * reps / (time.perf_counter() - t0)
+
+
+def fwd(arch: str, **kw) -> float:
+    """Forward FLOPs of one image."""
+    with FlopCounterMode(display=False) as fc:
+        build(arch, **kw).eval()(torch.rand(1, 3, 28, 28))
+    return float(fc.get_total_flops())
+
+
+def training_flops(p: dict) -> dict[str, float]:
+    td, conv = p["train_debiased"], {"widths": list(p["train_debiased"].convnet_widths)}
+    conv["context"] = p["train_debiased"].convnet_context
+    f = {
+        "lazy": fwd("lazy"),
+        "two_conv": fwd("two_conv"),
+        "convnet": fwd("convnet", **conv),
+        "color_net": fwd("color_net"),
+    }
+    out = defaultdict(float)
+    lz = p["train_lazy"]
+    per_epoch_eval = 2 * N_EVAL  # val + hard test logged per epoch
+    out["train-lazy"] = len(lz.seeds) * f["lazy"] * (lz.epochs * (3 * N_TRAIN + per_epoch_eval) + SPLITS_EVAL)
+    for name, cfg in td.methods.items():
+        arch = {"consistency": "two_conv", "focal": "two_conv", "suppression": "two_conv"}.get(name, "convnet")
+        unit = fwd("shape_cnn", width=cfg.width) if name == "shape_cnn" else f[arch]
+        mult = {"consistency": 6, "consistency_convnet": 6, "lff": 6}.get(name, 3)
+        extra = 0.0
+        if name == "rebias":
+            extra = cfg.epochs * 3 * N_TRAIN * f["color_net"]
+        if name == "jtt":  # identification epochs; upweighted errors ~ 5% of the data x (up - 1)
+            extra = cfg.id_epochs * 3 * N_TRAIN * unit
+            mult = 3 * (1 + 0.05 * (cfg.up - 1))
+        if name == "suppression":
+            extra = cfg.probe_epochs * 3 * N_TRAIN * unit
+        seeds = len(cfg.seeds or td.seeds)
+        out["train-debiased"] += seeds * (cfg.epochs * (mult * N_TRAIN + N_EVAL) * unit + SPLITS_EVAL * unit + extra)
+    bs = p["bias_sweep"]
+    for b in bs.biases:
+        for name in ["lazy", *bs.methods]:
+            cfg = lz if name == "lazy" else td.methods[name]
+            unit = f["lazy"] if name == "lazy" else f["convnet"]
+            mult = {"consistency_convnet": 6, "lff": 6, "jtt": 3.0 + 0.15 * 19}.get(name, 3)
+            out["bias-sweep"] += len(bs.seeds) * unit * (cfg.epochs * (mult * N_TRAIN + N_EVAL) + SPLITS_EVAL)
+    ta = p["train_attention"]
+    for _name, run in ta.runs.items():
+        unit = fwd(run.arch, **ta.arch_kwargs(run.arch))
+        mult = 6 if run.method == "consistency" else 3
+        out["train-attention"] += len(run.seeds) * unit * (run.epochs * (mult * N_TRAIN + N_EVAL) + SPLITS_EVAL)
+    vit = fwd("vit", **ta.arch_kwargs("vit"))
+    out["train-attention"] += len(ta.frozen.seeds) * vit * (ta.frozen.epochs * (N_TRAIN + N_EVAL) + SPLITS_EVAL)
+    return out, f
+
+
+def backdoor_flops(p: dict, f: dict) -> float:
+    tb = p["train_backdoor"]
+    unit = fwd("convnet", widths=list(tb.widths), context=2)
+    total = tb.clean_epochs * 3 * N_TRAIN * unit
+    b, pb, ng = tb.batch_size, tb.per_batch, tb.n_negative
+    for r in tb.runs.values():
+        if r.method == "explanation":  # second-order Grad-CAM on all rows, teacher maps, KD on recolored copies
+            step = 5 * (b + pb + ng) + 2 * (b + ng) + pb + 4 * b
+        else:
+            step = 3 * (b + pb)
+        evals = (2 + 3 * len(tb.transfer)) * tb.n_eval * 2 + SPLITS_EVAL  # triggered maps, transfer, accuracy
+        total += unit * (tb.epochs * tb.steps * step + tb.defence_epochs * 3 * N_TRAIN + evals)
+    return total
+
+
+def analysis_flops(p: dict, f: dict) -> dict[str, float]:
+    at, ex = p["attack"], p["explain"]
+    arch_of = {"lazy": f["lazy"]}
+    out = defaultdict(float)
+    n_sevens = 1028  # hard-test 7s in MNIST's test set
+    for name in p["analysed_models"]:
+        unit = arch_of.get(name, f["convnet"])
+        rows = len(at.eps) * ((at.n_targeted or n_sevens) * len(at.targeted_splits) + at.n_untargeted)
+        out["attack"] += unit * rows * (2 * (at.steps + 1) * at.restarts + 3)  # PGD + FGSM
+        per_image = 2 * (5 + ex.smoothgrad_samples + ex.ig_steps) + 2 * ex.deletion_steps * 7
+        out["explain"] += unit * 2 * ex.n_images * per_image + unit * ex.sanity_images * 2 * 7
+    return out
+
+
+def measured(log: str) -> dict[str, float]:
+    group = defaultdict(float)
+    for stage, secs in re.findall(r"^(\S+): done in ([\d.]+)s", open(log).read(), re.M):
+        group[stage.split("@")[0].replace("train-backdoor-clean", "train-backdoor")] += float(secs)
+    return group
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--log")
+    a = ap.parse_args()
+    p = load(a.params)
+    train, f = training_flops(p)
+    groups = dict(train) | {"train-backdoor": backdoor_flops(p, f)} | analysis_flops(p, f)
+    peak = matmul_peak()
+    wall = measured(a.log) if a.log else {}
+    print(f"bf16 matmul peak (4096^2): {peak / 1e9:.0f} GFLOP/s")
+    print(f"{'group':18} {'TFLOP':>9} {'floor s':>9} {'measured s':>11} {'share of peak':>14}")
+    for g, fl in sorted(groups.items(), key=lambda kv: -kv[1]):
+        w = wall.get(g)
+        share = f"{100 * fl / peak / w:13.1f}%" if w else ""
+        print(f"{g:18} {fl / 1e12:9.1f} {fl / peak:9.0f} {w if w else '':>11} {share:>14}")
+    total, floor = sum(groups.values()), sum(groups.values()) / peak
+    print(f"{'total':18} {total / 1e12:9.1f} {floor:9.0f}")
+    if wall:
+        w = sum(wall.values())
+        print(f"stage bodies: {w:.0f} s = {w / floor:.2f}x the floor (the run's wall time adds DVC's per-stage cost)")
+
+
+if __name__ == "__main__":
+    main()
