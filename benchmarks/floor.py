@@ -75,7 +75,7 @@ def training_flops(p: dict) -> dict[str, float]:
         seeds = len(cfg.seeds or td.seeds)
         out["train-debiased"] += seeds * (cfg.epochs * (mult * N_TRAIN + N_EVAL) * unit + SPLITS_EVAL * unit + extra)
     bs = p["bias_sweep"]
-    for b in bs.biases:
+    for _b in bs.biases:
         for name in ["lazy", *bs.methods]:
             cfg = lz if name == "lazy" else td.methods[name]
             unit = f["lazy"] if name == "lazy" else f["convnet"]
