@@ -27,7 +27,9 @@ def section_bias_sweep(metrics: dict, claims: list[dict]) -> list[str]:
         f"from `train_debiased.methods` (the lazy model from `train_lazy`), {n} seed(s) each, final epoch; "
         "mean ± std over seeds of the hard-test accuracy (the hard test never wears a digit's dominant color). "
         "Two cells tie when their mean ± std intervals overlap. Plot: `dvc plots show` (hard-test accuracy "
-        "vs bias).",
+        "vs bias). What each method knows about the shortcut: `consistency_convnet` is told it is color (its "
+        "augmentation randomises color), so is `rebias` (its biased model sees only color); `lff`, `jtt` and "
+        "`vanilla` know nothing of it; `oracle` trains on color-decorrelated data (a reference, not a method).",
         "",
         md_table(["method", "epochs"] + [f"bias {100 * b:g}%" for b in biases], rows),
         "",
