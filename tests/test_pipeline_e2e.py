@@ -22,13 +22,11 @@ def repo(tiny_repo):
 
 
 def declared_outputs(repo: Path) -> list[Path]:
-    spec = yaml.safe_load((repo / "dvc.yaml").read_text())
-    outs = []
-    for st in spec["stages"].values():
-        for key in ("outs", "metrics", "plots"):
-            for o in st.get(key, []):
-                outs.append(repo / (o if isinstance(o, str) else next(iter(o))))
-    return outs
+    """Every output of every stage as DVC expands them (foreach and matrix stages included)."""
+    from dvc.repo import Repo
+
+    with Repo(str(repo)) as r:
+        return [repo / str(o.def_path) for st in r.index.stages for o in st.outs]
 
 
 def test_every_declared_output_exists(repo):
