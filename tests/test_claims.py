@@ -25,9 +25,16 @@ def test_lazy_hard():
 
 
 def test_red_one():
-    p = {"first_pred": 0, "pred_zero_rate": 0.9, "hard_test_red_ones_pred_zero_rate": 0.8}
+    p = {"first_pred": 0, "pred_zero_rate": 0.9, "n": 1000, "hard_test_red_ones_pred_zero_rate": 0.8}
+    p["hard_test_red_ones_n"] = 100
     assert verdict(C._red_one, {"train_lazy": {"red_one_probe": p}}) == HOLDS
-    assert verdict(C._red_one, {"train_lazy": {"red_one_probe": p | {"first_pred": 1}}}) == FAILS
+    # the verdict follows the share of red 1s, not the single first image
+    assert verdict(C._red_one, {"train_lazy": {"red_one_probe": p | {"first_pred": 1}}}) == HOLDS
+    assert verdict(C._red_one, {"train_lazy": {"red_one_probe": p | {"pred_zero_rate": 0.1}}}) == FAILS
+    # 52% of 100 images: the interval straddles one half
+    assert (
+        verdict(C._red_one, {"train_lazy": {"red_one_probe": p | {"pred_zero_rate": 0.52, "n": 100}}}) == INCONCLUSIVE
+    )
 
 
 def _db(mean, std=0.0, epochs=25, seeds=3):
@@ -58,6 +65,7 @@ def _attack(t_pgd, t_fgsm, min_eps=None):
             "pgd": [row(s, e) for s, e in zip(t_pgd, eps, strict=True)],
             "fgsm": [row(s, e) for s, e in zip(t_fgsm, eps, strict=True)],
             "clean_acc": 0.9,
+            "n_images": 100,
         },
     }
 
@@ -66,6 +74,9 @@ def test_pgd_beats_fgsm():
     assert verdict(C._pgd_beats_fgsm, {"attack": {"a": _attack([0.2, 0.6, 0.9], [0.1, 0.4, 0.7])}}) == HOLDS
     assert verdict(C._pgd_beats_fgsm, {"attack": {"a": _attack([0.1, 0.4, 0.7], [0.2, 0.6, 0.9])}}) == FAILS
     assert verdict(C._pgd_beats_fgsm, {"attack": {"a": _attack([0.2, 0.4, 0.7], [0.2, 0.4, 0.7])}}) == INCONCLUSIVE
+    # PGD ahead on average but lower by more than a point in some cells: inconclusive
+    mixed = _attack([0.2, 0.9, 0.7], [0.2, 0.3, 0.72])
+    assert verdict(C._pgd_beats_fgsm, {"attack": {"a": mixed}}) == INCONCLUSIVE
 
 
 def test_debiased_more_vulnerable():
@@ -88,6 +99,13 @@ def test_debiased_more_vulnerable():
         }
     }
     assert verdict(C._debiased_more_vulnerable, m) == FAILS
+    m = base | {  # a smaller min eps, but at eps 0.05 the two intervals overlap (100 images each)
+        "attack": {
+            "lazy": _attack([0.1, 0.85, 0.89], [0.1, 0.2, 0.4]),
+            "jtt": _attack([0.5, 0.9, 1.0], [0.3, 0.8, 0.9], min_eps=0.05),
+        }
+    }
+    assert verdict(C._debiased_more_vulnerable, m) == INCONCLUSIVE
 
 
 def test_beats_study_best():
@@ -95,6 +113,13 @@ def test_beats_study_best():
     assert verdict(C._beats_study_best, m) == HOLDS
     m = {"train_debiased": {"c": _db(0.95), "oracle": _db(0.99)}}
     assert verdict(C._beats_study_best, m) == FAILS
+    m = {"train_debiased": {"c": _db(0.982, std=0.004), "oracle": _db(0.99, std=0.001)}}  # 97.4-99.0% straddles 98
+    assert verdict(C._beats_study_best, m) == INCONCLUSIVE
+
+
+def test_ties_are_overlapping_intervals():
+    db = {"a": _db(0.95, 0.01), "b": _db(0.93, 0.011), "c": _db(0.80, 0.01), "d": _db(0.79, seeds=1)}
+    assert C.ties(db, ["a", "b", "c", "d"]) == ["a ~ b"]
 
 
 def _bd(asr, false, val_drop, hard_drop, n=1000, rate=0.01):

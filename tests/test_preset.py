@@ -1,3 +1,4 @@
+import difflib
 from pathlib import Path
 
 import pytest
@@ -67,3 +68,10 @@ def test_preset_keeps_every_comment_and_every_untouched_key(tmp_path, name):
             assert b[k] == v, f"{path}{k} changed"
 
     untouched(before, merged, preset)
+
+    def leaves(d):
+        return sum(leaves(v) if isinstance(v, dict) else 1 for v in d.values())
+
+    if not replace:  # only the lines holding a changed value differ: nothing else is re-wrapped or re-flowed
+        removed = [ln for ln in difflib.ndiff(original.splitlines(), after.splitlines()) if ln.startswith("- ")]
+        assert len(removed) <= leaves(preset), removed

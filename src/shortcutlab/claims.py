@@ -61,14 +61,19 @@ def _lazy_hard(m):
 
 
 def _red_one(m):
+    """Holds when most red-painted test 1s are predicted 0 (the 95% Wilson interval of that share above one
+    half), fails when the interval lies below one half; the first image alone (the study's probe) is reported."""
     p = get(m, "train_lazy.red_one_probe")
     if p is None:
         return None
-    verdict = HOLDS if p["first_pred"] == 0 else FAILS
+    lo, hi = wilson(p["pred_zero_rate"], p["n"])
+    hlo, hhi = wilson(p["hard_test_red_ones_pred_zero_rate"], p["hard_test_red_ones_n"])
+    verdict = HOLDS if lo > 0.5 else (FAILS if hi < 0.5 else INCONCLUSIVE)
     return (
-        f"first test 1 painted red -> {p['first_pred']}; {100 * p['pred_zero_rate']:.1f}% of all red-painted "
-        f"test 1s -> 0; hard-test 1s that are red (with background) -> 0 in "
-        f"{100 * p['hard_test_red_ones_pred_zero_rate']:.1f}%",
+        f"first test 1 painted red -> {p['first_pred']}; {100 * p['pred_zero_rate']:.1f}% "
+        f"[{100 * lo:.1f}, {100 * hi:.1f}] of all {p['n']} red-painted test 1s -> 0; hard-test 1s that are red "
+        f"(with background) -> 0 in {100 * p['hard_test_red_ones_pred_zero_rate']:.1f}% [{100 * hlo:.1f}, "
+        f"{100 * hhi:.1f}] (rule: the share predicted 0, 95% Wilson interval, above one half)",
         verdict,
     )
 
@@ -103,12 +108,16 @@ def _pgd_beats_fgsm(m):
         for key in (("t_pgd", "t_fgsm"), ("u_pgd", "u_fgsm"))
         for p, f in zip(r[key[0]], r[key[1]], strict=True)
     ]
-    mean = sum(diffs) / len(diffs)
+    n = len(diffs)
+    mean = sum(diffs) / n
+    sd = (sum((d - mean) ** 2 for d in diffs) / max(n - 1, 1)) ** 0.5
+    lo, hi = mean - 1.96 * sd / n**0.5, mean + 1.96 * sd / n**0.5
     worse = sum(d < -0.01 for d in diffs)
-    verdict = HOLDS if mean > 0.01 and worse == 0 else (FAILS if mean < -0.01 else INCONCLUSIVE)
+    verdict = HOLDS if lo > 0 and worse == 0 else (FAILS if hi < 0 else INCONCLUSIVE)
     return (
-        f"PGD − FGSM success: mean {100 * mean:+.1f} points over {len(diffs)} (model, eps, attack) cells; "
-        f"PGD lower in {worse}",
+        f"PGD − FGSM success: mean {100 * mean:+.1f} points [{100 * lo:+.1f}, {100 * hi:+.1f}] (95% interval over "
+        f"{n} (model, eps, attack) cells); PGD lower by more than 1 point in {worse} (rule: the interval above 0 "
+        "and PGD never lower)",
         verdict,
     )
 
@@ -130,19 +139,34 @@ def _debiased_more_vulnerable(m):
     if not deb:
         return None
     k5 = min(range(len(lazy["eps"])), key=lambda i: abs(lazy["eps"][i] - 0.05))
-    smaller = [k for k in deb if _eps_needed(rows[k]) < _eps_needed(lazy)]
-    larger = [k for k in deb if _eps_needed(rows[k]) > _eps_needed(lazy)]
 
     def fmt(e):
         return "> max" if e == float("inf") else f"{e:g}"
 
+    n_lazy = lazy["n_targeted"]
+    l_lo, l_hi = wilson(lazy["t_pgd"][k5], n_lazy)
+    more, less = [], []
+    for k in deb:
+        lo, hi = wilson(rows[k]["t_pgd"][k5], rows[k]["n_targeted"])
+        if _eps_needed(rows[k]) < _eps_needed(lazy) and lo > l_hi:
+            more.append(k)
+        elif _eps_needed(rows[k]) > _eps_needed(lazy) and hi < l_lo:
+            less.append(k)
+
+    def at(k):
+        r = rows[k]
+        lo, hi = wilson(r["t_pgd"][k5], r["n_targeted"])
+        return f"{k} {100 * r['t_pgd'][k5]:.1f}% [{100 * lo:.1f}, {100 * hi:.1f}]"
+
     text = (
         f"min eps for ≥90% targeted 7→3 PGD success (hard test): lazy {fmt(_eps_needed(lazy))}; "
         + ", ".join(f"{k} {fmt(_eps_needed(rows[k]))}" for k in deb)
-        + f". At eps={lazy['eps'][k5]}: lazy {100 * lazy['t_pgd'][k5]:.1f}%, debiased mean "
-        f"{100 * sum(rows[k]['t_pgd'][k5] for k in deb) / len(deb):.1f}%"
+        + f". Success at eps={lazy['eps'][k5]} (95% Wilson): {at('lazy')}; "
+        + "; ".join(at(k) for k in deb)
+        + " (rule: a model is more vulnerable when it needs a smaller eps and its interval at that eps lies "
+        "above the lazy model's; holds for a majority of the debiased models)"
     )
-    verdict = HOLDS if len(smaller) > len(deb) / 2 else (FAILS if len(larger) > len(deb) / 2 else INCONCLUSIVE)
+    verdict = HOLDS if len(more) > len(deb) / 2 else (FAILS if len(less) > len(deb) / 2 else INCONCLUSIVE)
     return text, verdict
 
 
@@ -153,12 +177,15 @@ def _beats_study_best(m):
         return None
     b, o = db[best]["summary"]["hard_acc"], db["oracle"]["summary"]["hard_acc"]
     n = db[best]["method"]["n_seeds"]
-    ok = 100 * b["mean"] >= 98.0 and 100 * (o["mean"] - b["mean"]) <= 1.0
+    spread = 2 * max(b["std"], o["std"]) if n > 1 else 0.0  # one seed: the values alone
+    gap = o["mean"] - b["mean"]
+    ok = b["mean"] - spread >= 0.98 and gap + spread <= 0.01
+    bad = b["mean"] + spread < 0.98 or gap - spread > 0.01
     return (
-        f"best label-free method {best}: {100 * b['mean']:.2f}% (mean of {n} seed{'s' * (n > 1)}, final epoch); "
-        f"oracle reference {100 * o['mean']:.2f}%; study's best 95.84% (rule: ≥ 98.0% and within 1 point of the "
-        "oracle)",
-        HOLDS if ok else FAILS,
+        f"best label-free method {best}: {100 * b['mean']:.2f} ± {100 * b['std']:.2f}% (mean ± std of {n} "
+        f"seed{'s' * (n > 1)}, final epoch); oracle reference {100 * o['mean']:.2f} ± {100 * o['std']:.2f}%; "
+        "study's best 95.84% (rule, with 2 std of margin: ≥ 98.0% and within 1 point of the oracle)",
+        HOLDS if ok else (FAILS if bad else INCONCLUSIVE),
     )
 
 
@@ -345,7 +372,7 @@ def ties(db: dict, order: list[str]) -> list[str]:
         sa, sb = db[a]["summary"]["hard_acc"], db[b]["summary"]["hard_acc"]
         if min(db[a]["method"]["n_seeds"], db[b]["method"]["n_seeds"]) < 2:
             continue  # one seed: no spread to compare against
-        if abs(sa["mean"] - sb["mean"]) < max(sa["std"], sb["std"]):
+        if abs(sa["mean"] - sb["mean"]) <= sa["std"] + sb["std"]:  # mean ± std intervals overlap
             out.append(f"{a} ~ {b}")
     return out
 

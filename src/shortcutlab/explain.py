@@ -67,7 +67,11 @@ def _analyse(model, arch, arch_kwargs, splits, cfg, rt):
         top2 = predict(model, x, rt).topk(2, dim=1).indices
         pred, runner_up = top2[:, 0], top2[:, 1]
         gray = sub.gray.float() / 255.0
-        res = {"color_share": color_share(model, x, pred, cfg), "n_images": len(x)}
+        res = {
+            "color_share": color_share(model, x, pred, cfg),
+            "n_images": len(x),
+            "sanity_n": min(cfg.sanity_images, len(x)),  # images of the sanity and class-identity checks
+        }
         wrong = pred != sub.y
         for name in applicable(cfg.methods, model):
             t0 = time.perf_counter()

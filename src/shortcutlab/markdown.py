@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+from .metrics import wilson
+
 
 def pct(v: float) -> str:
     return f"{100 * v:.2f}%"
+
+
+def ci(p: float, n: int, digits: int = 1) -> str:
+    """A proportion in % with its 95% Wilson interval on n trials: "12.3 [10.4, 14.5]"."""
+    lo, hi = wilson(p, n)
+    return f"{100 * p:.{digits}f} [{100 * lo:.{digits}f}, {100 * hi:.{digits}f}]"
+
+
+def half_width(ps, n: int) -> float:
+    """The widest 95% Wilson half-width (in points) over proportions measured on n trials each."""
+    return max((100 * (wilson(p, n)[1] - wilson(p, n)[0]) / 2 for p in ps), default=0.0)
 
 
 def pm(ms: dict | None, n: int | None = None) -> str:

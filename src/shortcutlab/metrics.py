@@ -242,6 +242,7 @@ def attack_rows(metrics: dict) -> dict[str, dict]:
             "min_eps_fgsm": t.get("min_eps_90_fgsm"),
             "clean_acc": a["untargeted"]["clean_acc"],
             "n_targeted": t.get("n_images", 0),
+            "n_untargeted": a["untargeted"]["n_images"],
         }
     return out
 

@@ -24,7 +24,7 @@ from .params import ParamsError, read_yaml, validate
 def _yaml() -> YAML:
     y = YAML()  # round-trip mode: comments and key order are kept
     y.preserve_quotes = True
-    y.width = 120
+    y.width = 4096  # never re-wrap a line the preset does not touch
     y.indent(mapping=2, sequence=4, offset=2)  # params.yaml's own layout (the palette's nested list)
     return y
 

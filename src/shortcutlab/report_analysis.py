@@ -3,7 +3,7 @@ explanation-aware backdoor, sparse autoencoders."""
 
 from __future__ import annotations
 
-from .markdown import md_table, methods_of
+from .markdown import ci, half_width, md_table, methods_of
 from .metrics import attack_rows, hard_acc
 
 
@@ -22,8 +22,11 @@ def section_attacks(metrics: dict, claims: list[dict]) -> list[str]:
                     r["n_targeted"],
                     " / ".join(f"{100 * v:.0f}" for v in r["t_fgsm"]),
                     " / ".join(f"{100 * v:.0f}" for v in r["t_pgd"]),
+                    f"± {half_width(r['t_fgsm'] + r['t_pgd'], r['n_targeted']):.1f}" if r["n_targeted"] else "—",
                     r["min_eps_pgd"] if r["min_eps_pgd"] is not None else f"> {eps[-1]}",
+                    r["n_untargeted"],
                     " / ".join(f"{100 * v:.0f}" for v in r["robust_pgd"]),
+                    f"± {half_width(r['robust_pgd'], r['n_untargeted']):.1f}",
                 ]
             )
         parts += [
@@ -32,8 +35,9 @@ def section_attacks(metrics: dict, claims: list[dict]) -> list[str]:
             f"L∞ FGSM and PGD at eps = {' / '.join(f'{e:g}' for e in eps)}. Targeted: the first n "
             "hard-test images of the source digit (column n) pushed to the target digit (success = predicted "
             "target). "
-            "Robust accuracy: untargeted PGD on a fixed hard-test subset. "
-            "Debiased models: the first seed's checkpoint.",
+            "Robust accuracy: untargeted PGD on a fixed hard-test subset (column n). "
+            "Debiased models: the first seed's checkpoint. 95% intervals: the ± columns give the widest "
+            "Wilson half-width (points) over the row's cells to their left (FGSM and PGD, every eps).",
             "",
             md_table(
                 [
@@ -42,8 +46,11 @@ def section_attacks(metrics: dict, claims: list[dict]) -> list[str]:
                     "targeted n",
                     "targeted FGSM %",
                     "targeted PGD %",
+                    "targeted 95% ±",
                     "min eps (PGD ≥ 90%)",
+                    "untargeted n",
                     "robust acc PGD %",
+                    "robust 95% ±",
                 ],
                 rows,
             ),
@@ -58,6 +65,7 @@ def _explain_tables(ex: dict) -> tuple:
     rows = []
     for mname, e in ex.items():
         h = e["test_hard"]
+        n = h["n_images"]
         for meth in methods_of(e):
             r = h[meth]
             rows.append(
@@ -66,11 +74,11 @@ def _explain_tables(ex: dict) -> tuple:
                     meth,
                     f"{r['concentration_ratio']:.2f}",
                     f"{r['foreground_mass']:.2f}",
-                    f"{100 * r['degenerate_rate']:.1f}",
+                    ci(r["degenerate_rate"], n),
                     f"{r.get('class_contrast', 0.0):.3f}",
                     f"{r['deletion_auc']:.3f}",
                     f"{r['insertion_auc']:.3f}",
-                    f"{100 * r['falsification_rate']:.1f}",
+                    ci(r["falsification_rate"], n),
                     f"{r['sanity_spearman']:.2f}",
                 ]
             )
@@ -103,7 +111,8 @@ def section_explain(metrics: dict, claims: list[dict]) -> list[str]:
             "Deletion (lower is better) / insertion (higher is better) "
             "AUC of the target probability. Falsification: share of images where removing the top-10% "
             "pixels hurts less than removing random ones. Sanity: Spearman correlation with the same "
-            "architecture re-initialised (high = the map does not depend on what was learned).",
+            "architecture re-initialised (high = the map does not depend on what was learned). Brackets: "
+            "95% Wilson intervals.",
             "",
             md_table(
                 [
@@ -140,8 +149,27 @@ def section_usability(metrics: dict, claims: list[dict]) -> list[str]:
                 return "n/a"
             return f"{100 * max(e[sp][meth].get(key, 0.0) for sp in ('test_hard', 'test_easy')):.1f}"
 
-        drows = [[m] + [cell(e, meth, "degenerate_rate") for meth in methods] for m, e in ex.items()]
-        irows = [[m] + [cell(e, meth, "class_identical_rate") for meth in methods] for m, e in ex.items()]
+        def widest(e, key, n):
+            ps = [
+                e[sp][meth].get(key, 0.0)
+                for meth in methods
+                if meth in e["test_hard"]
+                for sp in ("test_hard", "test_easy")
+            ]
+            return f"± {half_width(ps, n):.1f}"
+
+        drows = [
+            [m]
+            + [cell(e, meth, "degenerate_rate") for meth in methods]
+            + [widest(e, "degenerate_rate", e["test_hard"]["n_images"])]
+            for m, e in ex.items()
+        ]
+        irows = [
+            [m]
+            + [cell(e, meth, "class_identical_rate") for meth in methods]
+            + [widest(e, "class_identical_rate", e["test_hard"].get("sanity_n", e["test_hard"]["n_images"]))]
+            for m, e in ex.items()
+        ]
         parts += [
             "### Which methods are usable on which model",
             "",
@@ -149,15 +177,15 @@ def section_usability(metrics: dict, claims: list[dict]) -> list[str]:
             "model × method; n/a: the method does not apply to the architecture (attention maps and rollout "
             "need attention layers; `gradcam_final_tokens` is Grad-CAM on a transformer's last-block output "
             "tokens, the layer the study used on a frozen CLIP ViT). A degenerate map is reported, never "
-            "replaced.",
+            "replaced. Last column: the widest 95% Wilson half-width (points) over the row's cells.",
             "",
-            md_table(["model", *methods], drows),
+            md_table(["model", *methods, "95% ±"], drows),
             "",
             "Identical maps for two different classes % (predicted class vs runner-up class, the same after "
             "min-max normalisation, on the sanity-check images; class-independent methods — attention maps, "
             "rollout — are identical by construction):",
             "",
-            md_table(["model", *methods], irows),
+            md_table(["model", *methods, "95% ±"], irows),
             "",
         ]
     return parts
@@ -224,7 +252,7 @@ def section_neurons(metrics: dict, claims: list[dict]) -> list[str]:
     return parts
 
 
-def _sae_tables(sa: dict) -> tuple:
+def _sae_tables(sa: dict, n_hard: int) -> tuple:
     rows = []
     for k, v in sa.items():
         h, r, f = v["held_out"], v["recovery"], v["features"]
@@ -234,8 +262,8 @@ def _sae_tables(sa: dict) -> tuple:
                 f"{h['l0']:.1f} / {v['dictionary']}",
                 f"{h['explained_variance']:.4f}",
                 f"{h['nmse']:.4f}",
-                f"{100 * h['dead_fraction']:.1f}",
-                f"{100 * h['dense_fraction']:.1f}",
+                ci(h["dead_fraction"], v["dictionary"]),
+                ci(h["dense_fraction"], v["dictionary"]),
                 f"{h['shrinkage']:.3f}",
                 f"{100 * r['acc_recovered']:.2f}",
                 f"{r['ce_recovered_vs_zero']:.3f}",
@@ -251,8 +279,8 @@ def _sae_tables(sa: dict) -> tuple:
             k,
             f"{v['interventions_summary']['digit_amplify_delta_p']:+.3f}",
             f"{v['interventions_summary']['digit_ablate_delta_p']:+.3f}",
-            f"{100 * v['interventions_summary']['digit_ablate_flip_rate']:.1f}",
-            f"{100 * v['interventions_summary']['color_steer_to_class_rate']:.1f}",
+            ci(v["interventions_summary"]["digit_ablate_flip_rate"], n_hard),
+            ci(v["interventions_summary"]["color_steer_to_class_rate"], n_hard),
             f"{v['interventions_summary']['color_ablate_delta_p']:+.3f}",
         ]
         for k, v in sa.items()
@@ -264,7 +292,7 @@ def section_sae(metrics: dict, claims: list[dict]) -> list[str]:
     parts: list[str] = []
     sa = metrics.get("sae")
     if sa:
-        rows, irows = _sae_tables(sa)
+        rows, irows = _sae_tables(sa, (metrics.get("make_dataset") or {}).get("test_hard", {}).get("n", 10000))
         parts += [
             "## Sparse autoencoders",
             "",
@@ -273,7 +301,9 @@ def section_sae(metrics: dict, claims: list[dict]) -> list[str]:
             "standardised per unit, trained on training-split activations; every "
             "metric on held-out validation activations; feature analysis on the hard test, where digit and "
             "color are not confounded. Explained variance = 1 − Σ‖x − x̂‖² / Σ‖x − x̄‖². Color-like / "
-            "shape-like / mixed: mutual information of a feature's activity with color vs digit (ratio 2).",
+            "shape-like / mixed: mutual information of a feature's activity with color vs digit (ratio 2). "
+            "Dead: never active on the validation split; dense: active on more than half of it; brackets: "
+            "95% Wilson intervals over the dictionary's latents (one SAE seed: no seed spread).",
             "",
             md_table(
                 [
@@ -298,7 +328,9 @@ def section_sae(metrics: dict, claims: list[dict]) -> list[str]:
             "Interventions (error term kept: x' = dec(f edited) + (x − x̂)), averaged over every hard-test "
             "sample of the class/color: top features of each digit amplified ×3 / ablated ×0 (Δp of that "
             "digit, flip rate), top features of each color amplified ×3 on images of other colors (share "
-            "then predicted as that color's digit) and ablated on images of that color.",
+            "then predicted as that color's digit) and ablated on images of that color. Rates: 95% Wilson "
+            "intervals on the hard test's images (an upper bound on the interval: each rate averages "
+            "subsets of them).",
             "",
             md_table(
                 ["SAE", "digit ×3 Δp", "digit ×0 Δp", "digit ×0 flips %", "color steer → digit %", "color ×0 Δp"], irows

@@ -4,7 +4,7 @@ models."""
 from __future__ import annotations
 
 from .claims import ties
-from .markdown import md_table, pct, pm
+from .markdown import ci, md_table, pct, pm
 
 
 def section_dataset(metrics: dict, claims: list[dict]) -> list[str]:
@@ -15,9 +15,15 @@ def section_dataset(metrics: dict, claims: list[dict]) -> list[str]:
             "## Dataset",
             "",
             md_table(
-                ["split", "images", "dominant-color rate", "bias-conflicting rate"],
-                [[k, v["n"], pct(v["dominant_rate"]), pct(v["conflict_rate"])] for k, v in ds.items()],
+                ["split", "images", "dominant-color rate %", "bias-conflicting rate %"],
+                [
+                    [k, v["n"], ci(v["dominant_rate"], v["n"], 2), ci(v["conflict_rate"], v["n"], 2)]
+                    for k, v in ds.items()
+                ],
             ),
+            "",
+            "Brackets: 95% Wilson intervals of the rate that generated each split (the hard and easy tests are "
+            "never / always dominant by construction).",
             "",
             "![samples](plots/make_dataset/samples.png)",
             "",
@@ -30,6 +36,12 @@ def section_lazy(metrics: dict, claims: list[dict]) -> list[str]:
     lz = metrics.get("train_lazy")
     if lz:
         p = lz["red_one_probe"]
+        n_of = split_sizes(metrics)
+
+        def acc(split, key="acc", classes=1):
+            n = n_of.get(split)
+            return ci(lz[split][key], n // classes, 2) if n else pct(lz[split][key])
+
         parts += [
             "## Models",
             "",
@@ -38,26 +50,35 @@ def section_lazy(metrics: dict, claims: list[dict]) -> list[str]:
                 [
                     [
                         "lazy",
-                        pct(lz["train"]["acc"]),
-                        pct(lz["val"]["acc"]),
-                        pct(lz["test_easy"]["acc"]),
-                        pct(lz["test_hard"]["acc"]),
-                        pct(lz["test_hard"]["color_following"]),
-                        pct(lz["test_hard"]["worst_class_acc"]),
+                        acc("train"),
+                        acc("val"),
+                        acc("test_easy"),
+                        acc("test_hard"),
+                        acc("test_hard", "color_following"),
+                        acc("test_hard", "worst_class_acc", 10),
                     ]
                 ],
             ),
             "",
+            "The first seed's published model; % with 95% Wilson intervals on the split's images (worst class: "
+            "on a tenth of the split, about one class).",
+            "",
             f"Red-1 probe (the study's: a test digit 1 painted red, black background): predicted "
             f"**{p['first_pred']}** (p(0) = {p['first_probs']['0']:.3f}, p(1) = {p['first_probs']['1']:.3f}); "
-            f"over all {p['n']} test 1s painted red: {pct(p['pred_zero_rate'])} predicted 0, "
-            f"{pct(p['pred_one_rate'])} predicted 1. On the {p['hard_test_red_ones_n']} hard-test 1s that "
-            f"are red (with the dataset's noisy background): {pct(p['hard_test_red_ones_pred_zero_rate'])} "
-            f"predicted 0.",
+            f"over all {p['n']} test 1s painted red: {ci(p['pred_zero_rate'], p['n'])}% predicted 0, "
+            f"{ci(p['pred_one_rate'], p['n'])}% predicted 1. On the {p['hard_test_red_ones_n']} hard-test 1s that "
+            f"are red (with the dataset's noisy background): "
+            f"{ci(p['hard_test_red_ones_pred_zero_rate'], p['hard_test_red_ones_n'])}% predicted 0 (95% Wilson "
+            "intervals).",
             "",
         ]
         parts += _lazy_seeds(lz)
     return parts
+
+
+def split_sizes(metrics: dict) -> dict[str, int]:
+    """Images per split, from make-dataset's metrics ({} when absent)."""
+    return {k: v["n"] for k, v in (metrics.get("make_dataset") or {}).items()}
 
 
 def _lazy_seeds(lz: dict) -> list[str]:
@@ -90,27 +111,32 @@ def section_debiasing(metrics: dict, claims: list[dict]) -> list[str]:
         for k in order:
             v, sm = db[k], db[k]["summary"]
             label = f"{k} (reference: color-decorrelated training data)" if k == "oracle" else k
+
+            def ms(key, sm=sm, n=v["method"]["n_seeds"]):
+                r = sm[key]
+                if n > 1:
+                    return f"{100 * r['mean']:.2f} ± {100 * r['std']:.2f}"
+                return f"{100 * r['mean']:.2f}" + (" (1 seed)" if key == "hard_acc" else "")
+
             rows.append(
                 [
                     label,
                     v["method"]["arch"],
                     v["method"]["epochs"],
                     v["method"]["n_seeds"],
-                    f"{100 * sm['hard_acc']['mean']:.2f} ± {100 * sm['hard_acc']['std']:.2f}"
-                    if v["method"]["n_seeds"] > 1
-                    else f"{100 * sm['hard_acc']['mean']:.2f} (1 seed)",
-                    f"{100 * sm['easy_acc']['mean']:.2f}",
-                    f"{100 * sm['val_acc']['mean']:.2f}",
-                    f"{100 * sm['worst_class_hard_acc']['mean']:.2f}",
-                    f"{100 * sm['hard_color_following']['mean']:.2f}",
+                    ms("hard_acc"),
+                    ms("easy_acc"),
+                    ms("val_acc"),
+                    ms("worst_class_hard_acc"),
+                    ms("hard_color_following"),
                 ]
             )
         parts += [
             "## Debiasing methods",
             "",
             "Trained on the 95%-biased train split only; final-epoch models (no selection on any split); "
-            "mean ± std over seeds. Rows whose hard-test means differ by less than the larger std are ties; "
-            "single-seed rows have no spread and are not compared.",
+            "mean ± std over seeds (every column). Two rows tie when their hard-test mean ± std intervals "
+            "overlap; single-seed rows have no spread and are not compared.",
             "",
             md_table(
                 [
@@ -134,7 +160,7 @@ def section_debiasing(metrics: dict, claims: list[dict]) -> list[str]:
         ]
         tied = ties(db, order)
         if tied:
-            parts += ["Ties (difference smaller than the spread): " + "; ".join(tied), ""]
+            parts += ["Ties (hard-test mean ± std intervals overlap): " + "; ".join(tied), ""]
     return parts
 
 
@@ -188,8 +214,14 @@ def _attention_checks(ta: dict, ex: dict) -> list[list[str]]:
     return checks
 
 
-def _attention_tables(ta: dict, ex: dict) -> tuple:
+def _attention_tables(ta: dict, ex: dict, metrics: dict | None = None) -> tuple:
     rows = []
+    n_of = split_sizes(metrics) if metrics else {}
+
+    def acc(v, split):
+        n = n_of.get(split)
+        return ci(v[split]["acc"], n, 2) if n else pct(v[split]["acc"])
+
     for k, v in ta.items():
         mm = v["model"]
         rows.append(
@@ -198,11 +230,13 @@ def _attention_tables(ta: dict, ex: dict) -> tuple:
                 "vit" if mm["vit"] else "attention",
                 mm.get("epochs", "—"),
                 f"{mm['parameters']:,}",
-                pct(v["val"]["acc"]),
-                pct(v["test_easy"]["acc"]),
-                pct(v["test_hard"]["acc"]),
+                acc(v, "val"),
+                acc(v, "test_easy"),
+                acc(v, "test_hard"),
                 pm((v.get("summary") or {}).get("hard_acc"), v.get("n_seeds")),
-                pct(v["test_hard"]["color_following"]),
+                ci(v["test_hard"]["color_following"], n_of["test_hard"], 2)
+                if "test_hard" in n_of
+                else pct(v["test_hard"]["color_following"]),
             ]
         )
     look = []
@@ -217,8 +251,8 @@ def _attention_tables(ta: dict, ex: dict) -> tuple:
                         meth,
                         f"{r['concentration_ratio']:.2f}",
                         f"{r['foreground_mass']:.2f}",
-                        f"{100 * r['degenerate_rate']:.1f}",
-                        f"{100 * r.get('class_identical_rate', 0):.1f}",
+                        ci(r["degenerate_rate"], e["n_images"]),
+                        ci(r.get("class_identical_rate", 0), e.get("sanity_n", e["n_images"])),
                         f"{r['insertion_auc']:.3f}",
                         f"{r['sanity_spearman']:.2f}",
                     ]
@@ -231,7 +265,7 @@ def section_attention(metrics: dict, claims: list[dict]) -> list[str]:
     if not ta:
         return []
     ex = metrics.get("explain") or {}
-    rows, look = _attention_tables(ta, ex)
+    rows, look = _attention_tables(ta, ex, metrics)
     checks = _attention_checks(ta, ex)
     return [
         "## Attention models: where they look",
