@@ -7,6 +7,7 @@ k = --k or floor(m / 10), and prints held-out (validation) dead %, explained var
 table (plus JSON with --json). Reads data/dataset and the model checkpoint: run after `dvc repro`.
 
     python scripts/sae_sweep.py --model data/models/lazy.pt --sizes 64 128 180 256
+    python scripts/sae_sweep.py --configs 64:6 128:12 180:16 256:16 256:25   # m:k pairs
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ def main() -> None:
     ap.add_argument("--model", default="data/models/lazy.pt")
     ap.add_argument("--sizes", type=int, nargs="+", default=[64, 128, 180, 256])
     ap.add_argument("--k", type=int, nargs="*", default=None, help="active latents (default: m // 10 and 16)")
+    ap.add_argument("--configs", nargs="*", default=None, help="m:k pairs instead of --sizes x --k")
     ap.add_argument("--epochs", type=int, default=None, help="default: params.yaml sae.epochs")
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
@@ -40,31 +42,33 @@ def main() -> None:
     mu, sigma = tr.mean(0), tr.std(0).clamp_min(1e-6)
     live_units = int((tr.std(0) > 1e-6).sum())
     rows = []
-    for m in a.sizes:
-        for k in sorted(set(a.k or [max(1, m // 10), 16])):
-            sae, hist = train_sae(
-                (tr - mu) / sigma,
-                "topk",
-                m,
-                k=k,
-                l1=cfg.l1,
-                epochs=a.epochs or cfg.epochs,
-                lr=cfg.lr,
-                batch_size=cfg.batch_size,
-                seed=cfg.seed,
-                resample_every=cfg.resample_every,
-            )
-            with torch.no_grad():
-                h = sae_metrics(sae.eval(), (va - mu) / sigma)
-            rows.append({"m": m, "k": k, **{key: h[key] for key in ("dead_fraction", "explained_variance", "l0")}})
-            r = rows[-1]
-            ok = r["dead_fraction"] <= 0.10 and r["explained_variance"] >= 0.95 and r["l0"] <= 0.10 * m
-            r["meets_targets"] = ok
-            print(
-                f"| {m} | {k} | {100 * r['dead_fraction']:.1f} | {r['explained_variance']:.4f} | "
-                f"{r['l0']:.1f} ({100 * r['l0'] / m:.1f}%) | {'yes' if ok else 'no'} |",
-                flush=True,
-            )
+    grid = [(m, k) for m in a.sizes for k in sorted(set(a.k or [max(1, m // 10), 16]))]
+    if a.configs:
+        grid = [tuple(int(v) for v in c.split(":")) for c in a.configs]
+    for m, k in grid:
+        sae, hist = train_sae(
+            (tr - mu) / sigma,
+            "topk",
+            m,
+            k=k,
+            l1=cfg.l1,
+            epochs=a.epochs or cfg.epochs,
+            lr=cfg.lr,
+            batch_size=cfg.batch_size,
+            seed=cfg.seed,
+            resample_every=cfg.resample_every,
+        )
+        with torch.no_grad():
+            h = sae_metrics(sae.eval(), (va - mu) / sigma)
+        rows.append({"m": m, "k": k, **{key: h[key] for key in ("dead_fraction", "explained_variance", "l0")}})
+        r = rows[-1]
+        ok = r["dead_fraction"] <= 0.10 and r["explained_variance"] >= 0.95 and r["l0"] <= 0.10 * m
+        r["meets_targets"] = ok
+        print(
+            f"| {m} | {k} | {100 * r['dead_fraction']:.1f} | {r['explained_variance']:.4f} | "
+            f"{r['l0']:.1f} ({100 * r['l0'] / m:.1f}%) | {'yes' if ok else 'no'} |",
+            flush=True,
+        )
     print(f"layer: {tr.shape[1]} units, {live_units} ever active on the training split")
     if a.json:
         with open(a.json, "w") as f:

@@ -76,3 +76,15 @@ def test_mutual_information_and_labels():
     assert mi_d[0] > 0.4 and mi_d[1] < 1e-6
     lab = feature_labels(f, digit, color)
     assert lab["kind"].tolist() == [1, 0, -1]  # shape-like, color-like, dead
+
+
+def test_convergence_record():
+    from shortcutlab.sae import convergence
+
+    flat = [{"epoch": i + 1, "mse": 1.0 + (0.5 if i < 5 else 0.0)} for i in range(20)]
+    c = convergence(flat)
+    assert c["tail_epochs"] == 2 and c["rel_mse_drop"] == 0.0 and c["converged"]
+    falling = [{"epoch": i + 1, "mse": 1.0 / (i + 1)} for i in range(20)]
+    c = convergence(falling)
+    assert c["rel_mse_drop"] > 0.01 and not c["converged"]  # still 10% lower after the last two epochs
+    assert not convergence([{"epoch": 1, "mse": 1.0}])["converged"]  # one epoch: nothing to judge by

@@ -252,6 +252,13 @@ def section_neurons(metrics: dict, claims: list[dict]) -> list[str]:
     return parts
 
 
+def _converged(c: dict | None) -> str:
+    """Training MSE's relative drop over the last tenth of the epochs, and whether it is below 1%."""
+    if not c or c.get("rel_mse_drop") is None:
+        return "—"
+    return f"{100 * c['rel_mse_drop']:.2f}% ({'yes' if c['converged'] else 'no'})"
+
+
 def _sae_tables(sa: dict, n_hard: int) -> tuple:
     rows = []
     for k, v in sa.items():
@@ -272,6 +279,7 @@ def _sae_tables(sa: dict, n_hard: int) -> tuple:
                 f"{f['color_like']}/{f['shape_like']}/{f['mixed']}",
                 f"{f['digit_selectivity']:.2f}",
                 f"{f['mean_entropy_bits']:.2f}",
+                _converged(v.get("convergence")),
             ]
         )
     irows = [
@@ -303,7 +311,9 @@ def section_sae(metrics: dict, claims: list[dict]) -> list[str]:
             "color are not confounded. Explained variance = 1 − Σ‖x − x̂‖² / Σ‖x − x̄‖². Color-like / "
             "shape-like / mixed: mutual information of a feature's activity with color vs digit (ratio 2). "
             "Dead: never active on the validation split; dense: active on more than half of it; brackets: "
-            "95% Wilson intervals over the dictionary's latents (one SAE seed: no seed spread).",
+            "95% Wilson intervals over the dictionary's latents (one SAE seed: no seed spread). Converged: "
+            "the training MSE fell by less than 1% over the last tenth of the epochs (final model kept). "
+            'Dead latents against the dictionary size: `scripts/sae_sweep.py` (README, "Sparse autoencoders").',
             "",
             md_table(
                 [
@@ -321,6 +331,7 @@ def section_sae(metrics: dict, claims: list[dict]) -> list[str]:
                     "color/shape/mixed",
                     "digit selectivity",
                     "entropy bits",
+                    "converged (MSE drop, last 10% of epochs)",
                 ],
                 rows,
             ),
