@@ -43,6 +43,12 @@ TINY = {
         },
     },
     "sae": {"epochs": 1, "batch_size": 256},
+    # attack and explain one model of each kind (the default analyses all 17): replaced, not merged
+    "analysed_models": {
+        k: PARAMS["analysed_models"][k]
+        for k in ("lazy", "lff", "jtt", "rebias", "consistency_convnet", "backdoor", "attention")
+        + ("attention_debiased", "vit", "vit_debiased", "vit_frozen")
+    },
     "bias_sweep": {"biases": [0.99], "seeds": [0]},  # every method on one extra bias
     "train_attention": {
         "runs": {k: {"epochs": 1, "seeds": [0]} for k in ("attention", "attention_debiased", "vit", "vit_debiased")},
@@ -105,6 +111,8 @@ def write_params(repo: Path, overrides: dict) -> None:
     deep_update(p, overrides)
     if "runs" in overrides.get("train_backdoor", {}):
         p["train_backdoor"]["runs"] = overrides["train_backdoor"]["runs"]  # replace, not merge
+    if "analysed_models" in overrides:
+        p["analysed_models"] = overrides["analysed_models"]
     (repo / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
 
 
