@@ -5,7 +5,7 @@ lines. Claims live in :mod:`shortcutlab.claims`, figures in :mod:`shortcutlab.fi
 from __future__ import annotations
 
 from . import claims as claims_rules
-from .markdown import md_table
+from .markdown import md_table, pm
 from .report_analysis import (
     section_attacks,
     section_explain,
@@ -46,6 +46,38 @@ def section_claims(metrics: dict, claims: list[dict]) -> list[str]:
     return parts
 
 
+def section_differences(metrics: dict, claims: list[dict]) -> list[str]:
+    """Where a claim does not hold or stays open: what this run checked, from its own metrics, and where the
+    README's independent re-checks (scripts/) are."""
+    by = {c["claim"].split(" (")[0]: c for c in claims}
+    out: list[str] = []
+    lz = metrics.get("train_lazy") or {}
+    sm = lz.get("summary") or {}
+    lazy = next((c for k, c in by.items() if k.startswith("Lazy model hard-test")), None)
+    if lazy and lazy["verdict"] != claims_rules.HOLDS and sm:
+        out.append(
+            f"- **Lazy model** ({lazy['verdict']}): the seed spread is {pm(sm['hard_acc'], lz.get('n_seeds'))} "
+            f"and the test-selected best epoch {pm(sm['best_epoch_hard_acc'])}, so neither seed luck nor picking "
+            "the epoch on the test set reaches 17.8%. Dataset details that differ: the palette "
+            "(`dataset.palette`; the study names its colors but prints no RGB table), the noisy striped "
+            "background (the study's own recipe, reproduced), and colors stored once per image where the "
+            "study's `__getitem__` re-draws them every epoch — `scripts/recheck_recolor_every_epoch.py` "
+            "measures that last one (README, Results). Open: the study's exact palette."
+        )
+    for c in claims:
+        if c["verdict"] == claims_rules.INCONCLUSIVE:
+            why = (
+                "this run's schedule is shorter than the study's (a preset), so it cannot decide"
+                if "the study trained" in c["measured"]
+                else "the measured interval straddles the rule's threshold (the claims table gives both); more "
+                "seeds or images would decide it"
+            )
+            out.append(f"- **{c['claim'].split(' (')[0]}** (inconclusive): {why}.")
+    if not out:
+        return []
+    return ["## Where we differ from the study, and what was checked", "", *out, ""]
+
+
 SECTIONS = (
     section_header,
     section_dataset,
@@ -61,6 +93,7 @@ SECTIONS = (
     section_backdoor,
     section_sae,
     section_claims,
+    section_differences,
 )
 
 
