@@ -8,7 +8,7 @@ Conventions: training step = 3 forwards (forward + backward), an input-gradient 
 2 forwards, evaluation = 1. PGD is counted without early stopping (an upper bound of what it needs).
 What this leaves out (small next to training): HSIC, SAE training, dataset generation, report.
 
-    python benchmarks/floor.py [--params params.yaml] [--log repro.log]
+    python benchmarks/floor.py [--params params.yaml] [--log repro.log [--log later.log]]
 
 ``--log``: a `dvc repro` log (our stages print "<stage>: done in <s>s"); the table then adds each group's
 measured seconds and achieved share of the peak, and the run's ratio to its floor. Run it alone.
@@ -120,23 +120,29 @@ def analysis_flops(p: dict, f: dict) -> dict[str, float]:
     return out
 
 
-def measured(log: str) -> dict[str, float]:
+def measured(logs: list[str]) -> dict[str, float]:
+    """Seconds per stage group; with several logs a stage's time comes from the last log that ran it (a run
+    that reused earlier stages from the cache, completed by the log of the run that computed them)."""
+    per_stage: dict[str, float] = {}
+    for log in logs:
+        for stage, secs in re.findall(r"^(\S+): done in ([\d.]+)s", open(log).read(), re.M):
+            per_stage[stage] = float(secs)
     group = defaultdict(float)
-    for stage, secs in re.findall(r"^(\S+): done in ([\d.]+)s", open(log).read(), re.M):
-        group[stage.split("@")[0].replace("train-backdoor-clean", "train-backdoor")] += float(secs)
+    for stage, secs in per_stage.items():
+        group[stage.split("@")[0].replace("train-backdoor-clean", "train-backdoor")] += secs
     return group
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--params", default="params.yaml")
-    ap.add_argument("--log")
+    ap.add_argument("--log", action="append", default=[], help="repeatable: later logs override earlier ones")
     a = ap.parse_args()
     p = load(a.params)
     train, f = training_flops(p)
     groups = dict(train) | {"train-backdoor": backdoor_flops(p, f)} | analysis_flops(p, f)
     peak = matmul_peak()
-    wall = measured(a.log) if a.log else {}
+    wall = measured(a.log)
     print(f"bf16 matmul peak (4096^2): {peak / 1e9:.0f} GFLOP/s")
     print(f"{'group':18} {'TFLOP':>9} {'floor s':>9} {'measured s':>11} {'share of peak':>14}")
     for g, fl in sorted(groups.items(), key=lambda kv: -kv[1]):
