@@ -6,6 +6,8 @@ from __future__ import annotations
 from .markdown import ci, half_width, md_table, methods_of
 from .metrics import attack_rows, hard_acc
 
+CONVERGED_DROP = 0.01  # as sae.CONVERGED_DROP (the report does not import the training modules)
+
 
 def section_attacks(metrics: dict, claims: list[dict]) -> list[str]:
     parts: list[str] = []
@@ -254,9 +256,9 @@ def section_neurons(metrics: dict, claims: list[dict]) -> list[str]:
 
 def _converged(c: dict | None) -> str:
     """Training MSE's relative drop over the last tenth of the epochs, and whether it is below 1%."""
-    if not c or c.get("rel_mse_drop") is None:
+    if not c or "rel_mse_drop" not in c:
         return "—"
-    return f"{100 * c['rel_mse_drop']:.2f}% ({'yes' if c['converged'] else 'no'})"
+    return f"{100 * c['rel_mse_drop']:.2f}% ({'yes' if c['rel_mse_drop'] < CONVERGED_DROP else 'no'})"
 
 
 def _sae_tables(sa: dict, n_hard: int) -> tuple:
