@@ -315,7 +315,7 @@ def section_sae(metrics: dict, claims: list[dict]) -> list[str]:
             "Dead: never active on the validation split; dense: active on more than half of it; brackets: "
             "95% Wilson intervals over the dictionary's latents (one SAE seed: no seed spread). Converged: "
             "the training MSE fell by less than 1% over the last tenth of the epochs (final model kept). "
-            'Dead latents against the dictionary size: `scripts/sae_sweep.py` (README, Results).',
+            "Dead latents against the dictionary size: `scripts/sae_sweep.py` (README, Results).",
             "",
             md_table(
                 [

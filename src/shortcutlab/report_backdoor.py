@@ -3,14 +3,8 @@ to other attribution methods and persistence, every rate with its 95% interval."
 
 from __future__ import annotations
 
-from .markdown import md_table
-from .metrics import drop_interval, wilson
-
-
-def ci(p: float, n: int) -> str:
-    """A proportion in % with its 95% Wilson interval."""
-    lo, hi = wilson(p, n)
-    return f"{100 * p:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]"
+from .markdown import ci, md_table
+from .metrics import drop_interval
 
 
 def drop_ci(v: dict, split: str) -> str:
