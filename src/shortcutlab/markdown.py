@@ -9,15 +9,18 @@ def pct(v: float) -> str:
     return f"{100 * v:.2f}%"
 
 
-def ci(p: float, n: int, digits: int = 1) -> str:
-    """A proportion in % with its 95% Wilson interval on n trials: "12.3 [10.4, 14.5]"."""
+def ci(p: float, n: int | None, digits: int = 1) -> str:
+    """A proportion in % with its 95% Wilson interval on n trials: "12.3 [10.4, 14.5]" (the value alone when n
+    is unknown: never an interval on a made-up n)."""
+    if not n:
+        return f"{100 * p:.{digits}f}"
     lo, hi = wilson(p, n)
     return f"{100 * p:.{digits}f} [{100 * lo:.{digits}f}, {100 * hi:.{digits}f}]"
 
 
 def half_width(ps, n: int) -> float:
     """The widest 95% Wilson half-width (in points) over proportions measured on n trials each."""
-    return max((100 * (wilson(p, n)[1] - wilson(p, n)[0]) / 2 for p in ps), default=0.0)
+    return max((50 * (hi - lo) for lo, hi in (wilson(p, n) for p in ps)), default=0.0)
 
 
 def pm(ms: dict | None, n: int | None = None) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from .markdown import ci, half_width, md_table, methods_of
 from .metrics import attack_rows, hard_acc
 
-CONVERGED_DROP = 0.01  # as sae.CONVERGED_DROP (the report does not import the training modules)
+CONVERGED_DROP = 0.01  # an SAE converged: its training MSE fell by less than 1% over the last tenth of the epochs
 
 
 def section_attacks(metrics: dict, claims: list[dict]) -> list[str]:
@@ -261,7 +261,7 @@ def _converged(c: dict | None) -> str:
     return f"{100 * c['rel_mse_drop']:.2f}% ({'yes' if c['rel_mse_drop'] < CONVERGED_DROP else 'no'})"
 
 
-def _sae_tables(sa: dict, n_hard: int) -> tuple:
+def _sae_tables(sa: dict, n_hard: int | None) -> tuple:
     rows = []
     for k, v in sa.items():
         h, r, f = v["held_out"], v["recovery"], v["features"]
@@ -302,7 +302,7 @@ def section_sae(metrics: dict, claims: list[dict]) -> list[str]:
     parts: list[str] = []
     sa = metrics.get("sae")
     if sa:
-        rows, irows = _sae_tables(sa, (metrics.get("make_dataset") or {}).get("test_hard", {}).get("n", 10000))
+        rows, irows = _sae_tables(sa, (metrics.get("make_dataset") or {}).get("test_hard", {}).get("n"))
         parts += [
             "## Sparse autoencoders",
             "",

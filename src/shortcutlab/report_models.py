@@ -39,8 +39,7 @@ def section_lazy(metrics: dict, claims: list[dict]) -> list[str]:
         n_of = split_sizes(metrics)
 
         def acc(split, key="acc", classes=1):
-            n = n_of.get(split)
-            return ci(lz[split][key], n // classes, 2) if n else pct(lz[split][key])
+            return ci(lz[split][key], n_of.get(split, 0) // classes, 2)
 
         parts += [
             "## Models",
@@ -218,9 +217,8 @@ def _attention_tables(ta: dict, ex: dict, metrics: dict | None = None) -> tuple:
     rows = []
     n_of = split_sizes(metrics) if metrics else {}
 
-    def acc(v, split):
-        n = n_of.get(split)
-        return ci(v[split]["acc"], n, 2) if n else pct(v[split]["acc"])
+    def acc(v, split, key="acc"):
+        return ci(v[split][key], n_of.get(split), 2)
 
     for k, v in ta.items():
         mm = v["model"]
@@ -234,9 +232,7 @@ def _attention_tables(ta: dict, ex: dict, metrics: dict | None = None) -> tuple:
                 acc(v, "test_easy"),
                 acc(v, "test_hard"),
                 pm((v.get("summary") or {}).get("hard_acc"), v.get("n_seeds")),
-                ci(v["test_hard"]["color_following"], n_of["test_hard"], 2)
-                if "test_hard" in n_of
-                else pct(v["test_hard"]["color_following"]),
+                acc(v, "test_hard", "color_following"),
             ]
         )
     look = []

@@ -136,16 +136,13 @@ def resample_dead(sae: SAE, acts: torch.Tensor, last_active, step, window, gen) 
 def convergence(hist: list[dict], tail: float = 0.1) -> dict:
     """How far training had settled: the relative drop of the epoch's training MSE over the last ``tail``
     share of the epochs (at least one; absent when there are no earlier epochs to compare with). The report
-    calls a run converged when that drop is below 1%. Numbers only (the metrics contract)."""
+    judges convergence (report_analysis.CONVERGED_DROP). Numbers only (the metrics contract)."""
     n = max(1, round(tail * len(hist)))
     out = {"epochs": len(hist), "tail_epochs": n}
     if len(hist) > n:
         before, last = hist[-1 - n]["mse"], hist[-1]["mse"]
         out["rel_mse_drop"] = (before - last) / max(before, 1e-12)
     return out
-
-
-CONVERGED_DROP = 0.01  # converged: the training MSE fell by less than 1% over the last tenth of the epochs
 
 
 def explained_variance(x: torch.Tensor, x_hat: torch.Tensor) -> float:
