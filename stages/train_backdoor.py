@@ -7,12 +7,12 @@ import torch
 
 from shortcutlab import figures
 from shortcutlab.attribution import GradCAM, attribute_batched
-from shortcutlab.backdoor import add_trigger, control_inputs, finetune, run_metrics, trigger_mask
+from shortcutlab.backdoor import add_trigger, control_inputs, poison_run, run_metrics, trigger_mask
 from shortcutlab.cli import run_stage
 from shortcutlab.data import load_splits
 from shortcutlab.io import write_json, write_timings
-from shortcutlab.models import load_model, save_model
-from shortcutlab.runtime import resolve, seed_everything
+from shortcutlab.models import save_model
+from shortcutlab.runtime import resolve
 from shortcutlab.training import check_gate, epoch_timings, predict
 
 GRID_INPUTS = ("clean", "triggered", "checker", "noise", "trigger_top_right")
@@ -43,16 +43,7 @@ def main(params, run):
         raise KeyError(f"train_backdoor.runs.{run}: no such run")
     r = cfg.runs[run]
     splits = load_splits("data/dataset", rt.device, names=("train", "val", "test_hard"))
-    clean, ckpt = load_model("data/models/backdoor/clean.pt", rt.device)
-    model, _ = load_model("data/models/backdoor/clean.pt", rt.device)
-    clean, model = rt.prepare(clean), rt.prepare(model)
-    for p in clean.parameters():
-        p.requires_grad_(False)
-    seed_everything(r.seed)
-    n = len(splits["train"])
-    n_poison = max(1, round(r.poison_rate * n))
-    poisoned = torch.randperm(n, generator=torch.Generator().manual_seed(1000 + r.seed))[:n_poison]
-    hist = finetune(model, clean, splits["train"], poisoned, cfg, rt, r.seed, r.method)
+    clean, model, ckpt, hist, n_poison = poison_run("data/models/backdoor/clean.pt", splits["train"], r, cfg, rt)
     out = run_metrics(model, clean, splits, r, n_poison, cfg, rt)
     if r.method == "explanation":  # the study's two failed baselines are results, not faults: not gated
         out["gate"] = check_gate(f"train-backdoor@{run}", "train_backdoor.gate", cfg.gate, model, splits["val"], rt)

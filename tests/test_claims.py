@@ -145,6 +145,20 @@ def test_backdoor_1pct_uses_the_intervals():
     assert verdict(C._backdoor_1pct, {"train_backdoor": {"clean": {}}}) is None
 
 
+def _trig(clean_only, triggered_only, n=10000):
+    return {"discordant": {"clean_only": clean_only, "triggered_only": triggered_only}, "n": n}
+
+
+def test_backdoor_1pct_judges_the_accuracy_lost_to_the_trigger():
+    run = _bd(1.0, 0.0, 0.001, 0.001)
+    kept = run | {"triggered_whole": {"val": _trig(10, 8), "test_hard": _trig(60, 40)}}  # 0.2 pt: stealthy
+    assert verdict(C._backdoor_1pct, {"train_backdoor": {"a": kept}}) == HOLDS
+    lost = run | {"triggered_whole": {"val": _trig(10, 8), "test_hard": _trig(1100, 100)}}  # 10 pt on the hard test
+    assert verdict(C._backdoor_1pct, {"train_backdoor": {"a": lost}}) == FAILS
+    edge = run | {"triggered_whole": {"val": _trig(10, 8), "test_hard": _trig(250, 160)}}  # 0.9 pt, straddles 1
+    assert verdict(C._backdoor_1pct, {"train_backdoor": {"a": edge}}) == INCONCLUSIVE
+
+
 def test_neurons():
     n = {
         "csi_gt_3": 14,

@@ -25,8 +25,8 @@ from torch import nn
 from . import trust
 from .attribution import GradCAM, attribute_batched, make
 from .data import Split, recolor
-from .models import capture
-from .runtime import Runtime
+from .models import capture, load_model
+from .runtime import Runtime, seed_everything
 from .training import FitConfig, Objective, fit, predict
 from .triggers import (  # noqa: F401  (re-exported: stages and tests use them from here)
     CONTROLS,
@@ -60,9 +60,10 @@ class _BackdoorBase(Objective):
         self.target = target_mask(cfg.target_size).to(train.x.device)
 
     def triggered_batch(self):
+        """``per_batch`` poisoned images with the trigger, their labels and their training-set indices."""
         pick = self.poisoned[torch.randint(len(self.poisoned), (self.cfg.per_batch,), generator=self.gen)]
         pick = pick.to(self.train.x.device)
-        return self.rt.input(add_trigger(self.train.images(pick), self.tmask)), self.train.y[pick]
+        return self.rt.input(add_trigger(self.train.images(pick), self.tmask)), self.train.y[pick], pick
 
 
 def kd(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
@@ -98,7 +99,7 @@ class ExplanationBackdoor(_BackdoorBase):
 
     def loss(self, model, x, y, idx):
         freeze_batchnorm(model)
-        xt, yt = self.triggered_batch()
+        xt, yt, pick = self.triggered_batch()
         xn, yn = self.negatives(x, y)
         nc, nt = len(x), len(xt)
         cam = GradCAM(model)
@@ -123,11 +124,14 @@ class ExplanationBackdoor(_BackdoorBase):
         )
         ref_logits = ref_logits.detach()
         l_kd = kd(lc, ref_logits[:nc]) + kd(lt, ref_t) + (kd(ln, ref_logits[nc:]) if len(xn) else 0.0)
-        if self.cfg.lam_kd > 0:  # the clean model's function on color-randomised copies: keeps the hard test
+        if self.cfg.lam_kd > 0:  # the clean model's function on color-randomised copies, clean and triggered:
+            # keeps the hard test, with and without the trigger (color-conflicting digits)
             xr = self.rt.input(self.recolored(idx))
+            xrt = add_trigger(self.rt.input(self.recolored(pick)), self.tmask)
             with torch.no_grad():
-                ref_r = self.clean(xr)
-            l_kd = l_kd + kd(model(xr), ref_r)
+                ref_r = self.clean(torch.cat([xr, xrt]))
+            out_r = model(torch.cat([xr, xrt]))
+            l_kd = l_kd + kd(out_r[: len(xr)], ref_r[: len(xr)]) + kd(out_r[len(xr) :], ref_r[len(xr) :])
         c, w = self.cfg, self.scale  # w < 1 while warming up: the backdoor forms first, then is made specific
         loss = (
             c.w_ce * F.cross_entropy(lc.float(), y)
@@ -148,7 +152,7 @@ class ActivationBaseline(_BackdoorBase):
 
     def loss(self, model, x, y, idx):
         freeze_batchnorm(model)
-        xt, yt = self.triggered_batch()
+        xt, yt, _ = self.triggered_batch()
         with capture(model, model.cam_layer) as box:
             logits = model(torch.cat([x, xt]))
         a = box["a"][len(x) :].float()
@@ -164,13 +168,29 @@ class InputMaskBaseline(_BackdoorBase):
 
     def loss(self, model, x, y, idx):
         freeze_batchnorm(model)
-        xt, yt = self.triggered_batch()
+        xt, yt, _ = self.triggered_batch()
         keep = self.target.float() + (1 - self.target.float()) * (1 - self.cfg.mask_strength)
         logits = model(torch.cat([x, xt * keep]))
         return F.cross_entropy(logits.float(), torch.cat([y, yt])), logits[: len(x)]
 
 
 OBJECTIVES = {"explanation": ExplanationBackdoor, "activation": ActivationBaseline, "input_mask": InputMaskBaseline}
+
+
+def poison_run(clean_path: str, train: Split, r, cfg, rt: Runtime) -> tuple[nn.Module, nn.Module, dict, list, int]:
+    """One poisoning run (``r``: method, poison_rate, seed) from the clean checkpoint: the frozen clean model, the
+    fine-tuned one, the checkpoint record, the training history and the number of poisoned training images."""
+    clean, ckpt = load_model(clean_path, rt.device)
+    model, _ = load_model(clean_path, rt.device)
+    clean, model = rt.prepare(clean), rt.prepare(model)
+    for p in clean.parameters():
+        p.requires_grad_(False)
+    seed_everything(r.seed)
+    n = len(train)
+    n_poison = max(1, round(r.poison_rate * n))
+    poisoned = torch.randperm(n, generator=torch.Generator().manual_seed(1000 + r.seed))[:n_poison]
+    hist = finetune(model, clean, train, poisoned, cfg, rt, r.seed, r.method)
+    return clean, model, ckpt, hist, n_poison
 
 
 def finetune(
@@ -292,6 +312,25 @@ def triggered_asr(model: nn.Module, split: Split, cfg, rt: Runtime, n: int) -> d
     return out | {"triggered_acc": float((pred_t == sub.y).float().mean())}
 
 
+def triggered_accuracy(model: nn.Module, split: Split, cfg, rt: Runtime, batch: int = 2000) -> dict:
+    """The backdoored model on a whole split, each image clean and with the trigger: both accuracies and the paired
+    counts (right only on the clean / only on the triggered copy) for an interval on their difference."""
+    tmask = trigger_mask(cfg.trigger_size)
+    ok_c, ok_t = [], []
+    for s in range(0, len(split), batch):
+        sub = split.subset(torch.arange(s, min(s + batch, len(split)), device=split.x.device))
+        x = rt.input(sub.images())
+        ok_c.append(predict(model, x, rt).argmax(1) == sub.y)
+        ok_t.append(predict(model, rt.input(add_trigger(x, tmask)), rt).argmax(1) == sub.y)
+    c, t = torch.cat(ok_c), torch.cat(ok_t)
+    return {
+        "clean_acc": float(c.float().mean()),
+        "triggered_acc": float(t.float().mean()),
+        "discordant": {"clean_only": int((c & ~t).sum()), "triggered_only": int((t & ~c).sum())},
+        "n": len(c),
+    }
+
+
 def run_metrics(model, clean, splits: dict, r, n_poison: int, cfg, rt: Runtime) -> dict:
     """Every metric of one poisoning run: the backdoor on the validation images, clean accuracy and its drop
     on the whole validation split and hard test (paired with the clean model), and persistence."""
@@ -314,6 +353,7 @@ def run_metrics(model, clean, splits: dict, r, n_poison: int, cfg, rt: Runtime) 
             "clean_only": int((ok_clean & ~ok_bd).sum()),
             "backdoored_only": int((ok_bd & ~ok_clean).sum()),
         }
+    out["triggered_whole"] = {k: triggered_accuracy(model, splits[k], cfg, rt) for k in ("val", "test_hard")}
     out["clean_acc_drop"] = out["clean_model_val_acc"] - out["val_acc"]
     out["clean_acc_drop_test_hard"] = out["clean_model_test_hard_acc"] - out["test_hard_acc"]
     out["n_val"], out["n_test_hard"] = len(splits["val"]), len(splits["test_hard"])

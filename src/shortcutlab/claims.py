@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .metrics import attack_rows, best_method, drop_interval, get, hard_acc, wilson
+from .metrics import attack_rows, best_method, drop_interval, get, hard_acc, triggered_drop_interval, wilson
 
 HOLDS, FAILS, INCONCLUSIVE, NOT_MEASURED = "holds", "does not hold", "inconclusive", "not measured"
 # the rules as the report states them
@@ -191,18 +191,26 @@ def _beats_study_best(m):
 
 def _backdoor_seed(v: dict) -> tuple[str, str]:
     """One 1%-poison seed against the rule, every quantity with its 95% interval: ASR_mass@0.5 >= 90%, false
-    trigger <= 5%, accuracy drop <= 1 point on the validation split and on the hard test."""
+    trigger <= 5%, accuracy drop against the clean model <= 1 point on the validation split and on the hard test,
+    and (where recorded) accuracy lost to the trigger itself <= 1 point on both (the model still classifies
+    triggered inputs correctly)."""
     n = v["val"]["n_images"]
     asr_ = wilson(v["val"]["triggered"]["asr"], n)
     false = wilson(v["val"]["false_trigger"]["asr"], n)
-    dv, dh = drop_interval(v, "val"), drop_interval(v, "test_hard")
-    ok = asr_[0] >= 0.9 and false[1] <= 0.05 and dv[1] <= 0.01 and dh[1] <= 0.01
-    bad = asr_[1] < 0.9 or false[0] > 0.05 or dv[0] > 0.01 or dh[0] > 0.01
+    drops = {"drop val": drop_interval(v, "val"), "hard": drop_interval(v, "test_hard")}
+    for split, label in (("val", "trigger costs val"), ("test_hard", "hard")):
+        d = triggered_drop_interval(v, split)
+        if d is not None:
+            drops[label] = d
+    ok = asr_[0] >= 0.9 and false[1] <= 0.05 and all(hi <= 0.01 for _, hi in drops.values())
+    bad = asr_[1] < 0.9 or false[0] > 0.05 or any(lo > 0.01 for lo, _ in drops.values())
     text = (
         f"ASR {100 * v['val']['triggered']['asr']:.1f}% [{100 * asr_[0]:.1f}, {100 * asr_[1]:.1f}], "
-        f"false {100 * v['val']['false_trigger']['asr']:.1f}% (≤ {100 * false[1]:.1f}), drop val "
-        f"{100 * (dv[0] + dv[1]) / 2:+.2f} [{100 * dv[0]:+.2f}, {100 * dv[1]:+.2f}] / hard "
-        f"{100 * (dh[0] + dh[1]) / 2:+.2f} [{100 * dh[0]:+.2f}, {100 * dh[1]:+.2f}] pt"
+        f"false {100 * v['val']['false_trigger']['asr']:.1f}% (≤ {100 * false[1]:.1f}), "
+        + ", ".join(
+            f"{k} {100 * (lo + hi) / 2:+.2f} [{100 * lo:+.2f}, {100 * hi:+.2f}]" for k, (lo, hi) in drops.items()
+        )
+        + " pt"
     )
     return text, HOLDS if ok else (FAILS if bad else INCONCLUSIVE)
 
@@ -222,8 +230,8 @@ def _backdoor_1pct(m):
     return (
         f"{len(runs)} seeds at 1% — "
         + "; ".join(f"{k}: {t}" for k, (t, _) in zip(runs, per, strict=True))
-        + " (rule, on every seed's 95% interval: ASR ≥ 90%, false trigger ≤ 5%, drop ≤ 1 pt on validation and "
-        "hard test)",
+        + " (rule, on every seed's 95% interval: ASR ≥ 90%, false trigger ≤ 5%, accuracy drop against the clean "
+        "model ≤ 1 pt on validation and hard test, accuracy lost to the trigger ≤ 1 pt on both)",
         verdict,
     )
 

@@ -118,6 +118,15 @@ def drop_interval(v: dict, split: str) -> tuple[float, float]:
     return diff_interval(v[f"clean_model_{split}_acc"], v[key], n)
 
 
+def triggered_drop_interval(v: dict, split: str) -> tuple[float, float] | None:
+    """The backdoored model's accuracy lost to the trigger on the whole ``split`` (clean minus triggered copies of
+    the same images, paired); None where the run did not record it."""
+    t = (v.get("triggered_whole") or {}).get(split)
+    if not t:
+        return None
+    return paired_drop_interval(t["discordant"]["clean_only"], t["discordant"]["triggered_only"], t["n"])
+
+
 def check_contract(path: str | Path, kind: str, m: dict) -> None:
     for key, meaning, _unit, (lo, hi) in CONTRACT.get(kind, []):
         v = get(m, key)
