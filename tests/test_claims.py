@@ -157,6 +157,12 @@ def test_backdoor_1pct_judges_the_accuracy_lost_to_the_trigger():
     assert verdict(C._backdoor_1pct, {"train_backdoor": {"a": lost}}) == FAILS
     edge = run | {"triggered_whole": {"val": _trig(10, 8), "test_hard": _trig(250, 160)}}  # 0.9 pt, straddles 1
     assert verdict(C._backdoor_1pct, {"train_backdoor": {"a": edge}}) == INCONCLUSIVE
+    # both hard-test quantities are judged: a model that loses 8 points without the trigger fails however small
+    # the trigger's own cost is
+    worse = _bd(1.0, 0.0, 0.001, 0.08) | {"triggered_whole": kept["triggered_whole"]}
+    assert verdict(C._backdoor_1pct, {"train_backdoor": {"a": worse}}) == FAILS
+    text = C._backdoor_1pct({"train_backdoor": {"a": kept}})[0]
+    assert "drop hard" in text and "trigger costs hard" in text
 
 
 def test_neurons():

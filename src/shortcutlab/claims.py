@@ -197,8 +197,8 @@ def _backdoor_seed(v: dict) -> tuple[str, str]:
     n = v["val"]["n_images"]
     asr_ = wilson(v["val"]["triggered"]["asr"], n)
     false = wilson(v["val"]["false_trigger"]["asr"], n)
-    drops = {"drop val": drop_interval(v, "val"), "hard": drop_interval(v, "test_hard")}
-    for split, label in (("val", "trigger costs val"), ("test_hard", "hard")):
+    drops = {"drop val": drop_interval(v, "val"), "drop hard": drop_interval(v, "test_hard")}
+    for split, label in (("val", "trigger costs val"), ("test_hard", "trigger costs hard")):
         d = triggered_drop_interval(v, split)
         if d is not None:
             drops[label] = d
