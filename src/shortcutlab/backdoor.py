@@ -113,8 +113,8 @@ class ExplanationBackdoor(_BackdoorBase):
         keep_x = torch.cat([x, xn])
         with torch.enable_grad():
             ref, ref_logits = GradCAM(self.clean).raw(keep_x, torch.cat([y, yn]))
-        with torch.no_grad():
-            ref_t = self.clean(xt)
+        with torch.no_grad():  # the teacher sees the image *without* the trigger: the trigger must not change
+            ref_t = self.clean(self.rt.input(self.train.images(pick)))  # the prediction (not even the clean model's)
         keep_pre = torch.cat([pre[:nc], pre[nc + nt :]])
         l_keep = F.mse_loss(zscore(keep_pre[:nc].float()), zscore(ref[:nc].detach().float()))
         l_neg = (
@@ -126,10 +126,10 @@ class ExplanationBackdoor(_BackdoorBase):
         l_kd = kd(lc, ref_logits[:nc]) + kd(lt, ref_t) + (kd(ln, ref_logits[nc:]) if len(xn) else 0.0)
         if self.cfg.lam_kd > 0:  # the clean model's function on color-randomised copies, clean and triggered:
             # keeps the hard test, with and without the trigger (color-conflicting digits)
-            xr = self.rt.input(self.recolored(idx))
-            xrt = add_trigger(self.rt.input(self.recolored(pick)), self.tmask)
-            with torch.no_grad():
-                ref_r = self.clean(torch.cat([xr, xrt]))
+            xr, xrp = self.rt.input(self.recolored(idx)), self.rt.input(self.recolored(pick))
+            xrt = add_trigger(xrp, self.tmask)
+            with torch.no_grad():  # teacher on the untriggered copies, as above
+                ref_r = self.clean(torch.cat([xr, xrp]))
             out_r = model(torch.cat([xr, xrt]))
             l_kd = l_kd + kd(out_r[: len(xr)], ref_r[: len(xr)]) + kd(out_r[len(xr) :], ref_r[len(xr) :])
         c, w = self.cfg, self.scale  # w < 1 while warming up: the backdoor forms first, then is made specific
