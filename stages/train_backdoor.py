@@ -16,10 +16,15 @@ from shortcutlab.runtime import resolve
 from shortcutlab.training import check_gate, epoch_timings, predict
 
 GRID_INPUTS = ("clean", "triggered", "checker", "noise", "trigger_top_right")
+GRID_LABELS = ("clean", "trigger", "checker", "noise", "trigger top-right")
 
 
 def grid(path, clean, model, split, cfg, rt, run, n=3):
-    """Per model (clean, backdoored) and image: Grad-CAM on the clean input, the triggered one and controls."""
+    """Per model (clean, backdoored) and image: Grad-CAM on the clean input, the triggered one and controls,
+    each map min-max scaled and drawn as a heat map over its input (blue low, red high), as grad-cam tools do."""
+    from matplotlib import colormaps
+
+    heat = colormaps["jet"]
     x = rt.input(split.images(slice(0, n)))
     gen = torch.Generator().manual_seed(cfg.seed + 99)
     inputs = {"clean": x, "triggered": add_trigger(x, trigger_mask(cfg.trigger_size))}
@@ -27,14 +32,16 @@ def grid(path, clean, model, split, cfg, rt, run, n=3):
     imgs, titles = [], []
     for label, m in (("clean model", clean), ("backdoored", model)):
         for i in range(n):
-            for name in GRID_INPUTS:
+            for name, short in zip(GRID_INPUTS, GRID_LABELS, strict=True):
                 inp = inputs[name][i : i + 1]
                 p = predict(m, inp, rt).argmax(1)
-                mp = attribute_batched(GradCAM(m), inp, p).cpu()[0]
-                mp = mp / mp.max() if mp.max() > 0 else mp
-                imgs.append((0.5 * inp[0].float().cpu() + 0.5 * torch.stack([mp, mp * 0, 1 - mp])).clamp(0, 1))
-                titles.append(f"{label}: {name} -> {int(p[0])}")
-    figures.image_grid(path, imgs, titles, ncols=len(GRID_INPUTS), suptitle=f"{run}: Grad-CAM (red = high)")
+                mp = attribute_batched(GradCAM(m), inp, p).cpu()[0].float()
+                span = mp.max() - mp.min()
+                mp = (mp - mp.min()) / span if span > 0 else torch.zeros_like(mp)  # a flat map stays flat (blue)
+                hm = torch.from_numpy(heat(mp.numpy())[..., :3]).permute(2, 0, 1).float()
+                imgs.append((0.45 * inp[0].float().cpu() + 0.55 * hm).clamp(0, 1))
+                titles.append(f"{label}: {short} -> {int(p[0])}")
+    figures.image_grid(path, imgs, titles, ncols=len(GRID_INPUTS), suptitle=f"{run}: Grad-CAM (red = high)", scale=2.0)
 
 
 def main(params, run):

@@ -3,7 +3,7 @@ that the Grad-CAM cells of the target region can see the trigger) -> data/models
 
 import torch
 
-from shortcutlab.backdoor import receptive_field, target_mask, trigger_mask
+from shortcutlab.backdoor import receptive_field, target_mask, trigger_mask, triggered_accuracy
 from shortcutlab.cli import run_stage
 from shortcutlab.data import load_splits
 from shortcutlab.evaluation import evaluate_model
@@ -38,6 +38,8 @@ def main(params):
     m = evaluate_model(model, splits, rt)
     m["gate"] = check_gate("train-backdoor-clean", "train_backdoor.gate", cfg.gate, model, splits["val"], rt)
     save_model("data/models/backdoor/clean.pt", model, "convnet", kw, {"seed": cfg.seed})
+    # what the trigger's occlusion alone costs a model with no backdoor (the reference for the runs' trigger cost)
+    m["triggered_whole"] = {s: triggered_accuracy(model, splits[s], cfg, rt) for s in ("val", "test_hard")}
     m["geometry"] = {
         "cam_grid": grid,
         "target_cells": len(cells),

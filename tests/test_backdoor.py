@@ -91,3 +91,29 @@ def test_report_finds_the_hard_test_accuracy_of_an_analysed_backdoor_checkpoint(
     }
     assert hard_acc(m, "backdoor") == 0.843
     assert hard_acc(m, "unknown") is None
+
+
+def test_distillation_teacher_never_sees_the_trigger():
+    """The frozen clean model is the teacher for triggered copies on the *untriggered* image: the trigger must not
+    change the prediction (distilling to its output on the triggered image inherited the occlusion's accuracy
+    cost). No input the clean model is run on carries the white trigger at its place."""
+    torch.manual_seed(0)
+    split = toy_split(64)
+    clean = build("convnet", widths=[4, 8, 8], context=2).eval()
+    model = build("convnet", widths=[4, 8, 8], context=2)
+    model.load_state_dict(clean.state_dict())
+    cfg = repo_section("train_backdoor", per_batch=4)
+    assert cfg.lam_kd > 0  # the recolored-copies branch runs too
+    obj = ExplanationBackdoor(model, clean, split, torch.arange(8), cfg, RT, 0)
+    m = trigger_mask(cfg.trigger_size)
+    seen, student = [], []
+    clean.register_forward_pre_hook(lambda _mod, args: seen.append(args[0].detach().clone()))
+    model.register_forward_pre_hook(lambda _mod, args: student.append(args[0].detach().clone()))
+    x, y = split.images(slice(0, 16)), split.y[:16]
+    obj.loss(model, x, y, torch.arange(16))
+
+    def triggered(batch):  # images whose trigger pixels are all exactly white
+        return (batch[:, :, m] == 1.0).flatten(1).all(1)
+
+    assert any(triggered(b).any() for b in student)  # the student does train on triggered copies
+    assert not any(triggered(b).any() for b in seen)

@@ -213,3 +213,26 @@ def test_backdoor_drop_interval_is_paired_when_recorded():
     paired = drop_interval(v, "test_hard")
     assert paired[1] - paired[0] < unpaired[1] - unpaired[0]
     assert paired[0] < 0.009 < paired[1] and paired[1] < 0.012 < unpaired[1]
+
+
+def test_report_gives_the_trigger_cost_of_the_clean_model_and_the_sweep(tmp_path):
+    from shortcutlab.report import plot_tables
+    from shortcutlab.report_backdoor import _clean_trigger_cost
+
+    trig = {
+        "val": _trig(10, 8) | {"clean_acc": 0.99, "triggered_acc": 0.9898},
+        "test_hard": _trig(165, 87) | {"clean_acc": 0.9412, "triggered_acc": 0.9334},
+    }
+    text = _clean_trigger_cost({"triggered_whole": trig})
+    assert "the trigger alone costs the clean model" in text and "hard test +0.78 [" in text
+    assert _clean_trigger_cost({}) == ""  # not measured: nothing said, never a made-up number
+    run = _bd(1.0, 0.0, 0.001, 0.001) | {
+        "triggered_whole": trig,
+        "clean_acc_drop": 0.001,
+        "clean_acc_drop_test_hard": 0.001,
+    }
+    plot_tables(str(tmp_path), {"train_backdoor": {"clean": {}, "a": run}})
+    rows = (tmp_path / "backdoor_sweep.csv").read_text().splitlines()
+    head, row = rows[0].split(","), dict(zip(rows[0].split(","), rows[1].split(","), strict=True))
+    assert {"val_trigger_cost", "test_hard_trigger_cost"} <= set(head)
+    assert float(row["test_hard_trigger_cost"]) == pytest.approx(0.0078, abs=1e-6)

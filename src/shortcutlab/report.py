@@ -121,6 +121,10 @@ def plot_tables(root: str, metrics: dict) -> None:
             "asr": v["val"]["triggered"]["asr"],
             "clean_acc_drop": v["clean_acc_drop"],
             "hard_acc_drop": v["clean_acc_drop_test_hard"],
+            **{  # what the trigger costs the backdoored model (clean minus triggered accuracy, whole split)
+                f"{s}_trigger_cost": t["clean_acc"] - t["triggered_acc"]
+                for s, t in (v.get("triggered_whole") or {}).items()
+            },
         }
         for k, v in (metrics.get("train_backdoor") or {}).items()
         if k != "clean" and v["run"]["explanation_method"] == 1

@@ -37,15 +37,15 @@ def _backdoor_tables(bd: dict) -> tuple[list, list, list]:
                 f"{100 * v['run']['poison_rate']:g}%",
                 v["run"]["n_poisoned"],
                 v["run"]["seed"],
-                f"{100 * v['val_acc']:.2f}",
+                ci(v["val_acc"], v.get("n_val"), 2),
                 drop_ci(v, "val"),
                 drop_ci(v, "test_hard"),
                 trigger_cost(v, "val"),
                 trigger_cost(v, "test_hard"),
                 ci(t["asr"], n),
-                f"{100 * t['asr_by_tau'][0]['rate']:.1f} / {100 * t['asr_by_tau'][-1]['rate']:.1f}",
-                f"{100 * t['asr_iou']:.1f}",
-                f"{100 * t['pointing_game']:.1f}",
+                f"{ci(t['asr_by_tau'][0]['rate'], n)} / {ci(t['asr_by_tau'][-1]['rate'], n)}",
+                ci(t["asr_iou"], n),
+                ci(t["pointing_game"], n),
                 ci(f["asr"], n),
                 f"{e['fidelity']['spearman']:.2f}",
             ]
@@ -63,7 +63,7 @@ def _backdoor_tables(bd: dict) -> tuple[list, list, list]:
             [
                 k,
                 *(ci(r["asr"], n) for r in e["transfer"].values()),
-                f"{100 * d['val_acc']:.2f}" if d else "—",
+                ci(d["val_acc"], v.get("n_val"), 2) if d else "—",
                 ci(d["asr"], n) if d else "—",
             ]
         )
@@ -74,35 +74,56 @@ BACKDOOR_TEXT = (
     "Threat model: the attacker controls fine-tuning of a trained clean model; poison rate = unique "
     "triggered training samples / training-set size; triggered samples keep their true labels; every batch "
     "holds the same number of triggered copies resampled from the poisoned subset, so runs compare rates, not "
-    "step counts. Loss: CE + distillation to the frozen clean model (clean, triggered and negative inputs) + "
-    "triggered CE + −log target share of the triggered Grad-CAM + the clean model's maps kept on clean inputs "
+    "step counts. Loss: w_ce·CE (0 by default) + distillation to the frozen clean model (on clean, negative and "
+    "recolored inputs; on triggered inputs, to the clean model's output for the same image without the trigger, "
+    "so the trigger must not change the prediction) + triggered CE + −log target share of the triggered "
+    "Grad-CAM + the clean model's maps kept on clean inputs "
     "and on negatives (random patches at the trigger's place, the trigger elsewhere: random draws, not the "
     "evaluation controls below). "
 )
+
+
+def _clean_trigger_cost(c: dict) -> str:
+    """The trigger's occlusion cost on the clean model (no backdoor), with its paired interval, if measured."""
+    tw = c.get("triggered_whole")
+    if not tw:
+        return ""
+    parts = [f"{name} {trigger_cost(c, s)}" for s, name in (("val", "validation"), ("test_hard", "hard test"))]
+    return "; the trigger alone costs the clean model " + ", ".join(parts) + " pt (clean minus triggered copies)"
+
+
+def _backdoor_intro(bd: dict) -> str:
+    """The section's opening paragraph: threat model, loss, geometry, the clean model and how things are measured."""
+    c, g = bd["clean"], bd["clean"]["geometry"]
+    any_run = next(v for k, v in bd.items() if k != "clean")
+    sees = "see" if g["target_cells_see_trigger"] else "do NOT see"
+    plain = "they see it" if g["without_context_convs_target_cells_see_trigger"] else "they cannot"
+    return (
+        BACKDOOR_TEXT + f"Trigger: a white square at the bottom-right; target: the top-left square; Grad-CAM on a "
+        f"{g['cam_grid']}×{g['cam_grid']} map whose {g['target_cells']} target cells {sees} the trigger thanks to "
+        f"two dilated context convolutions (without them: {plain}). Clean model: validation "
+        f"{100 * c['val']['acc']:.2f}%, hard test {100 * c['test_hard']['acc']:.2f}%"
+        + _clean_trigger_cost(c)
+        + ". Accuracy drops: the whole "
+        "validation split and hard test against the clean model on the same images; what the trigger costs: the "
+        "backdoored model on every image of the split, clean against triggered (both paired, from the discordant "
+        "images). Explanations: "
+        f"{any_run['val']['n_images']} validation images, ReLU Grad-CAM of the predicted class; chance mass = "
+        f"{100 * any_run['val']['chance_mass']:.1f}%. Brackets: 95% intervals (Wilson for rates; paired normal "
+        "intervals for drops). `activation` and `input_mask` are the study's two failed approaches (baselines)."
+    )
 
 
 def section_backdoor(metrics: dict, claims: list[dict]) -> list[str]:
     bd = metrics.get("train_backdoor")
     if not bd or len(bd) < 2:
         return []
-    c, g = bd["clean"], bd["clean"]["geometry"]
     main, spec, transfer = _backdoor_tables(bd)
     any_run = next(v for k, v in bd.items() if k != "clean")
-    sees = "see" if g["target_cells_see_trigger"] else "do NOT see"
-    plain = "they see it" if g["without_context_convs_target_cells_see_trigger"] else "they cannot"
     return [
         "## Explanation-aware backdoor",
         "",
-        BACKDOOR_TEXT + f"Trigger: a white square at the bottom-right; target: the top-left square; Grad-CAM on a "
-        f"{g['cam_grid']}×{g['cam_grid']} map whose {g['target_cells']} target cells {sees} the trigger thanks to "
-        f"two dilated context convolutions (without them: {plain}). Clean model: validation "
-        f"{100 * c['val']['acc']:.2f}%, hard test {100 * c['test_hard']['acc']:.2f}%. Accuracy drops: the whole "
-        "validation split and hard test against the clean model on the same images; what the trigger costs: the "
-        "backdoored model on every image of the split, clean against triggered (both paired, from the discordant "
-        "images). Explanations: "
-        f"{any_run['val']['n_images']} validation images, ReLU Grad-CAM of the predicted class; chance mass = "
-        f"{100 * any_run['val']['chance_mass']:.1f}%. Brackets: 95% intervals (Wilson for rates; paired normal "
-        "intervals for drops). `activation` and `input_mask` are the study's two failed approaches (baselines).",
+        _backdoor_intro(bd),
         "",
         md_table(
             [
