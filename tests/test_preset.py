@@ -5,7 +5,7 @@ import pytest
 import yaml
 
 from shortcutlab.params import ParamsError, load
-from shortcutlab.preset import apply
+from shortcutlab.preset import apply, prune_lock
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -75,3 +75,44 @@ def test_preset_keeps_every_comment_and_every_untouched_key(tmp_path, name):
     if not replace:  # only the lines holding a changed value differ: nothing else is re-wrapped or re-flowed
         removed = [ln for ln in difflib.ndiff(original.splitlines(), after.splitlines()) if ln.startswith("- ")]
         assert len(removed) <= leaves(preset), removed
+
+
+LOCK = """schema: '2.0'
+stages:
+  keep-a:
+    cmd: python stages/a.py
+    deps:
+    - path: stages/a.py
+      hash: md5
+      md5: 0123456789abcdef0123456789abcdef
+      size: 10
+    outs:
+    - path: data/a
+      hash: md5
+      md5: fedcba9876543210fedcba9876543210
+      size: 3
+  attack@gone:
+    cmd: python stages/attack.py gone
+    params:
+      params.yaml:
+        attack.steps: 40
+  keep-b:
+    cmd: python stages/b.py
+"""
+
+
+def test_prune_lock_drops_only_stages_that_no_longer_exist(tmp_path):
+    lock = tmp_path / "dvc.lock"
+    lock.write_text(LOCK)
+    assert prune_lock({"keep-a", "keep-b"}, lock) == ["attack@gone"]
+    text = lock.read_text()
+    assert "attack@gone" not in text and "attack.steps" not in text
+    gone = LOCK[LOCK.index("  attack@gone:") : LOCK.index("  keep-b:")]
+    assert text == LOCK.replace(gone, "")  # every other line as DVC wrote it, in order
+    before = lock.stat().st_mtime_ns
+    assert prune_lock({"keep-a", "keep-b"}, lock) == [] and lock.stat().st_mtime_ns == before  # nothing to do
+    assert prune_lock({"x"}, tmp_path / "absent.lock") == []
+    bad = tmp_path / "bad.lock"
+    bad.write_text("- a list, not a lock\n")
+    with pytest.raises(ParamsError, match="bad.lock"):
+        prune_lock({"x"}, bad)
