@@ -52,14 +52,19 @@ def test_context_convs_let_target_cells_see_the_trigger():
     assert not receptive_field(build("convnet"), "layer3", cells, probe)
 
 
-def test_training_step_leaves_no_gradient_from_the_explanation():
+def _toy_backdoor():
+    """A tiny clean model, its copy to fine-tune, a toy split and the explanation objective over them."""
     torch.manual_seed(0)
     split = toy_split(64)
     clean = build("convnet", widths=[4, 8, 8], context=2).eval()
     model = build("convnet", widths=[4, 8, 8], context=2)
     model.load_state_dict(clean.state_dict())
     cfg = repo_section("train_backdoor", per_batch=4)
-    obj = ExplanationBackdoor(model, clean, split, torch.arange(8), cfg, RT, 0)
+    return split, clean, model, cfg, ExplanationBackdoor(model, clean, split, torch.arange(8), cfg, RT, 0)
+
+
+def test_training_step_leaves_no_gradient_from_the_explanation():
+    split, clean, model, cfg, obj = _toy_backdoor()
     x, y = split.images(slice(0, 16)), split.y[:16]
     loss, _ = obj.loss(model, x, y, torch.arange(16))
     # the differentiable Grad-CAM is built with autograd.grad(create_graph=True): nothing lands on .grad
@@ -97,14 +102,8 @@ def test_distillation_teacher_never_sees_the_trigger():
     """The frozen clean model is the teacher for triggered copies on the *untriggered* image: the trigger must not
     change the prediction (distilling to its output on the triggered image inherited the occlusion's accuracy
     cost). No input the clean model is run on carries the white trigger at its place."""
-    torch.manual_seed(0)
-    split = toy_split(64)
-    clean = build("convnet", widths=[4, 8, 8], context=2).eval()
-    model = build("convnet", widths=[4, 8, 8], context=2)
-    model.load_state_dict(clean.state_dict())
-    cfg = repo_section("train_backdoor", per_batch=4)
+    split, clean, model, cfg, obj = _toy_backdoor()
     assert cfg.lam_kd > 0  # the recolored-copies branch runs too
-    obj = ExplanationBackdoor(model, clean, split, torch.arange(8), cfg, RT, 0)
     m = trigger_mask(cfg.trigger_size)
     seen, student = [], []
     clean.register_forward_pre_hook(lambda _mod, args: seen.append(args[0].detach().clone()))
