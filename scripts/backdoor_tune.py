@@ -2,6 +2,7 @@
 ``train_backdoor`` keys overridden, printing the issue-16 targets (nothing is written).
 
     python scripts/backdoor_tune.py pct1-s1 pct10 --set lam_kd=24 --set defence_epochs=0
+    python scripts/backdoor_tune.py pct1 --seed 3          # the same recipe on a seed the pipeline does not run
 
 Needs data/dataset and data/models/backdoor/clean.pt (`dvc repro train-backdoor-clean`). Run it alone on the
 machine: two torch processes slow each other several-fold.
@@ -43,6 +44,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("runs", nargs="+", help="train_backdoor.runs entries")
     ap.add_argument("--set", action="append", default=[], help="train_backdoor key=value (YAML value)")
+    ap.add_argument("--seed", type=int, default=None, help="run each named run with this seed instead of its own")
     a = ap.parse_args()
     params = load("params.yaml")
     over = {k: yaml.safe_load(v) for k, v in (s.split("=", 1) for s in a.set)}
@@ -51,10 +53,11 @@ def main() -> None:
     print("overrides:", over or "none", flush=True)
     for run in a.runs:
         t0 = time.perf_counter()
-        r = cfg.runs[run]
+        r = cfg.runs[run] if a.seed is None else dataclasses.replace(cfg.runs[run], seed=a.seed)
         clean, model, _, _, n_poison = poison_run("data/models/backdoor/clean.pt", splits["train"], r, cfg, rt)
         out = run_metrics(model, clean, splits, r, n_poison, cfg, rt)
-        print(line(run, out, time.perf_counter() - t0), flush=True)
+        name = run if a.seed is None else f"{run} (seed {a.seed})"
+        print(line(name, out, time.perf_counter() - t0), flush=True)
 
 
 if __name__ == "__main__":
