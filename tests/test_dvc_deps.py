@@ -55,6 +55,16 @@ def test_every_tracked_metrics_file_is_a_stage_output():
     assert not stray, f"git-tracked files no stage of dvc.yaml produces: {stray}"
 
 
+def test_dvc_lock_names_only_stages_of_the_pipeline():
+    """No stale lock entries (stages a preset or an old dvc.yaml had): DVC never prunes them, and it rewrites the
+    whole lock after every stage, so each one costs every stage of a run time (presets prune them on apply)."""
+    from shortcutlab.preset import pipeline_stages
+
+    lock = yaml.safe_load((ROOT / "dvc.lock").read_text())["stages"]
+    stale = sorted(set(lock) - pipeline_stages(ROOT))
+    assert not stale, f"dvc.lock entries of stages dvc.yaml does not define: {stale}"
+
+
 def test_every_declared_plot_is_produced_by_a_stage():
     spec = yaml.safe_load((ROOT / "dvc.yaml").read_text())
     outs = _stage_outputs()
