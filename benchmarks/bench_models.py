@@ -30,6 +30,7 @@ FAMILIES = {
     "convnet (+2 context convs)": ("convnet", {"widths": [16, 32, 64], "context": 2}),
     "attention CNN": ("attention", {}),
     "ViT": ("vit", {}),
+    "MLP (LfF protocol, 2352-100-100-100-10)": ("mlp", {"hidden": 100, "depth": 3}),
 }
 
 
