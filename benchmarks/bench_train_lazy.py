@@ -63,7 +63,7 @@ def study_way(raw, palette, epochs, splits):
             opt.step()
             n += len(y)
     secs = time.perf_counter() - t0
-    fp32 = resolve(Compute(device="cpu", precision="fp32"))
+    fp32 = resolve(Compute(device="cpu", precision="fp32", threads=0))
     return {
         "images_per_s": n / secs,
         "seconds": secs,
@@ -98,7 +98,7 @@ if __name__ == "__main__":
     splits = load_splits("data/dataset", names=("train", "test_hard", "test_easy"))
     palette = splits["train"].palette.tolist()
     ours = project_way(splits, args.epochs, load()["compute"])
-    ours_fp32 = project_way(splits, args.epochs, Compute(device="cpu", precision="fp32"))
+    ours_fp32 = project_way(splits, args.epochs, Compute(device="cpu", precision="fp32", threads=0))
     study = study_way(raw, palette, args.epochs, splits)
     out = {
         "epochs": args.epochs,
