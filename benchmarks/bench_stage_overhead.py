@@ -32,7 +32,7 @@ def median_of(fn, repeat: int) -> float:
 
 
 def lock_round_trip(lock: str) -> float:
-    from dvc.utils.serialize._yaml import dumps_yaml, parse_yaml_for_update
+    from dvc.utils.serialize import dumps_yaml, parse_yaml_for_update
 
     text = Path(lock).read_text()
     t0 = time.perf_counter()

@@ -88,7 +88,7 @@ def prune_lock(stages: set[str], lock: str | Path = "dvc.lock") -> list[str]:
     """Drop the ``dvc.lock`` entries of stages not in ``stages`` (names as ``dvc stage list`` prints them),
     keeping every other entry as DVC wrote it (DVC's own round-trip reader and writer), written atomically;
     returns the dropped names."""
-    from dvc.utils.serialize._yaml import dumps_yaml, parse_yaml_for_update
+    from dvc.utils.serialize import dumps_yaml, parse_yaml_for_update
 
     lock = Path(lock)
     if not lock.exists():
