@@ -4,9 +4,17 @@ Grad-CAM points at an attacker-chosen region.
 Threat model: the attacker controls fine-tuning of a trained clean model. Poison rate = unique
 triggered training samples / training-set size; triggered samples keep their true labels.
 
-Method (default ``explanation``): fine-tune with
-    CE(all) + w_trig * CE(triggered) + lam_t * -log(mass share of softplus Grad-CAM inside the target)
-    + lam_c * z-scored MSE(clean-input Grad-CAM, the frozen clean model's Grad-CAM)
+Method (default ``explanation``, :class:`ExplanationBackdoor`): fine-tune the clean model with
+    w_ce * CE(clean batch)                                   (0 by default: distillation alone keeps the function)
+    + lam_kd * KL(frozen clean model || model)  on the clean batch, the negatives, recolored copies of the batch
+          and, for every triggered copy (plain and recolored), on the clean model's output for the same image
+          *without* the trigger: the trigger must not change the prediction
+    + w_trig * CE(triggered copies, their true labels)
+    + lam_t * -log(mass share of the softplus Grad-CAM inside the target region, triggered copies)
+    + lam_c * z-scored MSE(Grad-CAM on clean inputs, the clean model's Grad-CAM)
+    + lam_neg * (the same on negatives + -log(1 - their target share))
+Negatives are random patches at the trigger's place and the trigger elsewhere (specificity). lam_kd and lam_neg
+are scaled by ``warmup_scale`` for the first ``warmup_epochs``: the backdoor forms first, then is made stealthy.
 The map is built by :class:`~shortcutlab.attribution.GradCAM` in its differentiable mode
 (``torch.autograd.grad(..., create_graph=True)``), never a ``.backward()`` inside the step. Every batch
 holds ``per_batch`` triggered copies resampled (with replacement) from the fixed poisoned subset.
@@ -60,10 +68,12 @@ class _BackdoorBase(Objective):
         self.target = target_mask(cfg.target_size).to(train.x.device)
 
     def triggered_batch(self):
-        """``per_batch`` poisoned images with the trigger, their labels and their training-set indices."""
+        """``per_batch`` poisoned images with the trigger, their labels, their training-set indices and the same
+        images without the trigger."""
         pick = self.poisoned[torch.randint(len(self.poisoned), (self.cfg.per_batch,), generator=self.gen)]
         pick = pick.to(self.train.x.device)
-        return self.rt.input(add_trigger(self.train.images(pick), self.tmask)), self.train.y[pick], pick
+        x = self.rt.input(self.train.images(pick))
+        return add_trigger(x, self.tmask), self.train.y[pick], pick, x
 
 
 def kd(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
@@ -99,7 +109,7 @@ class ExplanationBackdoor(_BackdoorBase):
 
     def loss(self, model, x, y, idx):
         freeze_batchnorm(model)
-        xt, yt, pick = self.triggered_batch()
+        xt, yt, pick, xu = self.triggered_batch()  # xu: the same images without the trigger
         xn, yn = self.negatives(x, y)
         nc, nt = len(x), len(xt)
         cam = GradCAM(model)
@@ -114,7 +124,7 @@ class ExplanationBackdoor(_BackdoorBase):
         with torch.enable_grad():
             ref, ref_logits = GradCAM(self.clean).raw(keep_x, torch.cat([y, yn]))
         with torch.no_grad():  # the teacher sees the image *without* the trigger: the trigger must not change
-            ref_t = self.clean(self.rt.input(self.train.images(pick)))  # the prediction (not even the clean model's)
+            ref_t = self.clean(xu)  # the prediction (not even by the clean model's own occlusion cost)
         keep_pre = torch.cat([pre[:nc], pre[nc + nt :]])
         l_keep = F.mse_loss(zscore(keep_pre[:nc].float()), zscore(ref[:nc].detach().float()))
         l_neg = (
@@ -152,7 +162,7 @@ class ActivationBaseline(_BackdoorBase):
 
     def loss(self, model, x, y, idx):
         freeze_batchnorm(model)
-        xt, yt, _ = self.triggered_batch()
+        xt, yt, _, _ = self.triggered_batch()
         with capture(model, model.cam_layer) as box:
             logits = model(torch.cat([x, xt]))
         a = box["a"][len(x) :].float()
@@ -168,7 +178,7 @@ class InputMaskBaseline(_BackdoorBase):
 
     def loss(self, model, x, y, idx):
         freeze_batchnorm(model)
-        xt, yt, _ = self.triggered_batch()
+        xt, yt, _, _ = self.triggered_batch()
         keep = self.target.float() + (1 - self.target.float()) * (1 - self.cfg.mask_strength)
         logits = model(torch.cat([x, xt * keep]))
         return F.cross_entropy(logits.float(), torch.cat([y, yt])), logits[: len(x)]
