@@ -90,7 +90,8 @@ def _method_claim(method: str, study: float, study_epochs: int, tol: float = 5.0
         )
         if cfg["epochs"] < study_epochs:  # a shortened schedule cannot confirm or refute a recipe's number
             return (
-                text + f"; the study trained {study_epochs} epochs: run `python -m shortcutlab.preset study`",
+                text + f"; the study trained {study_epochs} epochs: the `faithful` preset does "
+                "(`python -m shortcutlab.preset faithful`)",
                 INCONCLUSIVE,
             )
         return text, within(100 * r["mean"], study, tol + 200 * r["std"])
