@@ -116,3 +116,21 @@ def test_prune_lock_drops_only_stages_that_no_longer_exist(tmp_path):
     bad.write_text("- a list, not a lock\n")
     with pytest.raises(ParamsError, match="bad.lock"):
         prune_lock({"x"}, bad)
+
+
+def _applied(tmp_path, names: list[str]) -> dict:
+    tmp_path.mkdir()
+    (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text())
+    for name in names:
+        apply(name, tmp_path / "params.yaml", ROOT / "presets")
+    return yaml.safe_load((tmp_path / "params.yaml").read_text())
+
+
+def test_default_params_are_the_faithful_study_and_short_goes_back(tmp_path):
+    """Issue 18: params.yaml is the faithful study (the preset changes nothing); `short` then `faithful` returns
+    to it; `quick` gives the same params whether it starts from the default or from `short`."""
+    default = yaml.safe_load((ROOT / "params.yaml").read_text())
+    assert _applied(tmp_path / "a", ["faithful"]) == default
+    assert _applied(tmp_path / "b", ["short", "faithful"]) == default
+    assert _applied(tmp_path / "c", ["short"]) != default
+    assert _applied(tmp_path / "d", ["quick"]) == _applied(tmp_path / "e", ["short", "quick"])
