@@ -342,6 +342,33 @@ def _check_classifiers(metrics: dict, files: dict, params: dict) -> None:
             _check_classifier(files["train_backdoor"][k], f"backdoor run {k}", v["val_acc"], n_val, tb.gate)
 
 
+def epoch_selection(path: Path) -> dict | None:
+    """A debiasing run's per-epoch hard-test curve (plots/train_debiased/<method>.csv, drawn for plotting and
+    never used to pick a model), summarised per seed: the final epoch, the test-selected best epoch (what a
+    study that picks its epoch on the test set reports) and the change from the mean of the second-last fifth
+    of the epochs to the mean of the last fifth (still rising = the schedule had not converged)."""
+    if not path.exists():
+        return None
+    import csv
+
+    with path.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows or "test_hard_acc" not in rows[0]:
+        return None
+    curves: dict[str, list[tuple[int, float]]] = {}
+    for r in rows:
+        curves.setdefault(r["seed"], []).append((int(r["epoch"]), float(r["test_hard_acc"])))
+    out = {}
+    for seed, c in sorted(curves.items()):
+        c = sorted(c)
+        acc = [a for _, a in c]
+        best = max(range(len(acc)), key=acc.__getitem__)  # the first epoch at the maximum
+        k = len(acc) // 5
+        rise = sum(acc[-k:]) / k - sum(acc[-2 * k : -k]) / k if k else None
+        out[seed] = {"epochs": len(acc), "final": acc[-1], "best": acc[best], "best_epoch": c[best][0], "rise": rise}
+    return out
+
+
 def load_all(params: dict) -> dict[str, dict]:
     """Every stage's metrics, each file checked against the contract; classifiers at chance are refused."""
     files = _files(params)
@@ -357,5 +384,10 @@ def load_all(params: dict) -> dict[str, dict]:
             else loaded
         )
     metrics["analysed_models"] = dict(params["analysed_models"])
+    metrics["train_debiased_epochs"] = {
+        k: sel
+        for k in params["train_debiased"].methods
+        if (sel := epoch_selection(Path("plots/train_debiased") / f"{k}.csv")) is not None
+    }
     _check_classifiers(metrics, files, params)
     return metrics
