@@ -3,6 +3,8 @@ models."""
 
 from __future__ import annotations
 
+import statistics
+
 from .claims import ties
 from .markdown import ci, md_table, pct, pm
 
@@ -160,13 +162,12 @@ def section_debiasing(metrics: dict, claims: list[dict]) -> list[str]:
 
 def selected(sel: dict) -> tuple[dict, dict, dict]:
     """Mean ± std over seeds of the final epoch, the test-selected best epoch and the last fifth's rise."""
-    ms = {}
-    for key in ("final", "best", "rise"):
-        vals = [r[key] for r in sel.values() if r[key] is not None]
-        mean = sum(vals) / len(vals) if vals else 0.0
-        sd = (sum((v - mean) ** 2 for v in vals) / (len(vals) - 1)) ** 0.5 if len(vals) > 1 else 0.0
-        ms[key] = {"mean": mean, "std": sd}
-    return ms["final"], ms["best"], ms["rise"]
+
+    def ms(key: str) -> dict:
+        vals = [r[key] for r in sel.values() if r[key] is not None] or [0.0]
+        return {"mean": statistics.fmean(vals), "std": statistics.stdev(vals) if len(vals) > 1 else 0.0}
+
+    return ms("final"), ms("best"), ms("rise")
 
 
 def _test_selected(epochs: dict, order: list[str]) -> list[str]:
