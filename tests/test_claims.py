@@ -4,6 +4,7 @@ import pytest
 
 from shortcutlab import claims as C
 from shortcutlab.claims import FAILS, HOLDS, INCONCLUSIVE, claims_table
+from shortcutlab.report_models import ties
 
 
 def verdict(rule, m):
@@ -119,7 +120,7 @@ def test_beats_study_best():
 
 def test_ties_are_overlapping_intervals():
     db = {"a": _db(0.95, 0.01), "b": _db(0.93, 0.011), "c": _db(0.80, 0.01), "d": _db(0.79, seeds=1)}
-    assert C.ties(db, ["a", "b", "c", "d"]) == ["a ~ b"]
+    assert ties(db, ["a", "b", "c", "d"]) == ["a ~ b"]
 
 
 def _bd(asr, false, val_drop, hard_drop, n=1000, rate=0.01):

@@ -78,26 +78,18 @@ def section_differences(metrics: dict, claims: list[dict]) -> list[str]:
     return ["## Where we differ from the study, and what was checked", "", *out, ""]
 
 
-RECIPES = {
-    "consistency": "Color-consistency",
-    "focal": "Focal loss",
-    "shape_cnn": "The shape-biased CNN",
-    "suppression": "Neuron suppression",
-}
-
-
 def _recipe_differences(metrics: dict, claims: list[dict]) -> list[str]:
     """A recipe's claim that does not hold at the study's schedule: how much of the gap the test-selected epoch
     closes, whether the schedule had converged, and what stays open."""
     out = []
     epochs = metrics.get("train_debiased_epochs") or {}
-    for method, name in RECIPES.items():
-        c = next((c for c in claims if c["claim"].startswith(name)), None)
+    for method, claim in claims_rules.RECIPE_CLAIMS.items():
+        c = next((c for c in claims if c["claim"] == claim.text), None)
         sel = epochs.get(method)
         if not c or c["verdict"] != claims_rules.FAILS or not sel or "the study trained" in c["measured"]:
             continue
         final, best, rise = selected(sel)
-        study = float(c["study"].split("%")[0])
+        study = claims_rules.RECIPE_STUDY[method][0]
         gap = study - 100 * final["mean"]
         closes = (
             f"closes {100 * (best['mean'] - final['mean']):.2f} of the {gap:.2f} points"
@@ -105,7 +97,7 @@ def _recipe_differences(metrics: dict, claims: list[dict]) -> list[str]:
             else f"cannot explain it (we are {-gap:.2f} points above the study)"
         )
         out.append(
-            f"- **{name}** (does not hold): final epoch {pm(final)} against the study's {study:.2f}%; the "
+            f"- **{method}** (does not hold): final epoch {pm(final)} against the study's {study:.2f}%; the "
             f"test-selected best epoch (never used for a claim) gives {pm(best)}, so picking the epoch on the test "
             f"set {closes}. Over the last fifth of the schedule the hard-test accuracy changed by "
             f"{100 * rise['mean']:+.2f} ± {100 * rise['std']:.2f} points"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import statistics
 
-from .claims import ties
 from .markdown import ci, md_table, pct, pm
 
 
@@ -101,6 +100,17 @@ def _lazy_seeds(lz: dict) -> list[str]:
         f"choosing its epoch on the test set. Per seed: {per}.",
         "",
     ]
+
+
+def ties(db: dict, order: list[str]) -> list[str]:
+    out = []
+    for a, b in zip(order, order[1:], strict=False):
+        sa, sb = db[a]["summary"]["hard_acc"], db[b]["summary"]["hard_acc"]
+        if min(db[a]["method"]["n_seeds"], db[b]["method"]["n_seeds"]) < 2:
+            continue  # one seed: no spread to compare against
+        if abs(sa["mean"] - sb["mean"]) <= sa["std"] + sb["std"]:  # mean ± std intervals overlap
+            out.append(f"{a} ~ {b}")
+    return out
 
 
 def _debiasing_rows(db: dict, order: list[str]) -> list[list]:
