@@ -1,6 +1,6 @@
-"""sae@<name>: a sparse autoencoder (params: sae.runs.<name> = model + variant) on a model's hidden layer, its
-metrics on held-out activations, feature analysis on bias-conflicting images and causal interventions
--> data/sae/<name>.pt, metrics/sae/<name>.json, plots/sae/<name>.png."""
+"""sae@<name>: a sparse autoencoder (params: sae.runs.<name> = model + variant, optionally its own expansion
+and k) on a model's hidden layer, its metrics on held-out activations, feature analysis on bias-conflicting
+images and causal interventions -> data/sae/<name>.pt, metrics/sae/<name>.json, plots/sae/<name>.png."""
 
 import sys
 
@@ -12,7 +12,7 @@ from shortcutlab.data import load_splits
 from shortcutlab.io import save_state, write_json
 from shortcutlab.models import load_model
 from shortcutlab.runtime import resolve
-from shortcutlab.sae import analyse
+from shortcutlab.sae_analysis import analyse
 
 
 def main(params, name):
@@ -24,7 +24,7 @@ def main(params, name):
     rt = resolve(params["compute"])
     splits = load_splits("data/dataset", "cpu", names=("train", "val", "test_hard"))
     model, _ = load_model(run.model)
-    state, out, heat = analyse(rt.prepare(model).eval(), splits, run.variant, cfg, rt)
+    state, out, heat = analyse(rt.prepare(model).eval(), splits, run, cfg, rt)
     save_state(f"data/sae/{name}.pt", state | {"model": run.model})
     write_json(f"metrics/sae/{name}.json", out)
     figures.heatmap(

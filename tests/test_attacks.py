@@ -119,3 +119,21 @@ def test_early_stop_keeps_every_success_rate(small_trained):
         assert 0 < max(rates) and min(rates) < 1, (target, rates)  # the test can tell success from failure
         assert rates == [r[key] for r in b], (target, rates, [r[key] for r in b])
         assert (fast.x_adv - x).abs().amax() <= max(eps) + 1e-6
+
+
+def test_attack_table_reads_the_attacked_checkpoints_accuracy_not_the_seeds_mean():
+    """attack@<m> loads the lowest seed of a per-seed directory; the accuracy shown beside it (and read by the
+    vulnerability claim) must be that seed's, with seed 10 sorting after seed 2 (numeric, not text order)."""
+    from shortcutlab.metrics import hard_acc
+
+    seeds = {"10": 0.5, "2": 0.6, "3": 0.9}
+    m = {
+        "analysed_models": {"lff": "data/models/debiased/lff"},
+        "train_debiased": {
+            "lff": {
+                "summary": {"hard_acc": {"mean": 0.8, "std": 0.2}},
+                "seeds": {s: {"test_hard": {"acc": a}} for s, a in seeds.items()},
+            }
+        },
+    }
+    assert hard_acc(m, "lff") == 0.6

@@ -39,7 +39,11 @@ def test_red_one():
 
 
 def _db(mean, std=0.0, epochs=25, seeds=3):
-    return {"summary": {"hard_acc": {"mean": mean, "std": std}}, "method": {"epochs": epochs, "n_seeds": seeds}}
+    return {
+        "summary": {"hard_acc": {"mean": mean, "std": std}},
+        "method": {"epochs": epochs, "n_seeds": seeds},
+        "seeds": {str(s): {"test_hard": {"acc": mean}} for s in range(seeds)},
+    }
 
 
 def test_method_claim():

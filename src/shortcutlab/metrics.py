@@ -257,6 +257,8 @@ def attack_rows(metrics: dict) -> dict[str, dict]:
 
 
 def hard_acc(metrics: dict, name: str) -> float | None:
+    """Hard-test accuracy of the checkpoint that ``analysed_models.<name>`` names: for a per-seed directory,
+    its lowest seed (the one attack and explain load, models.checkpoint_path), never the seeds' mean."""
     path = (metrics.get("analysed_models") or {}).get(name, "")
     if path.startswith("data/models/backdoor/"):  # an analysed backdoor checkpoint: its training run's metrics
         return get(metrics, f"train_backdoor.{Path(path).stem}.test_hard_acc")
@@ -264,8 +266,8 @@ def hard_acc(metrics: dict, name: str) -> float | None:
         return get(metrics, "train_lazy.test_hard.acc")
     if name in (metrics.get("train_attention") or {}):
         return get(metrics, f"train_attention.{name}.test_hard.acc")
-    r = get(metrics, f"train_debiased.{name}.summary.hard_acc")
-    return r["mean"] if r else None
+    seeds = get(metrics, f"train_debiased.{name}.seeds") or {}
+    return seeds[min(seeds, key=int)]["test_hard"]["acc"] if seeds else None
 
 
 def best_method(metrics: dict) -> str | None:

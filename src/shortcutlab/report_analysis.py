@@ -6,7 +6,19 @@ from __future__ import annotations
 from .markdown import ci, half_width, md_table, methods_of
 from .metrics import attack_rows, hard_acc
 
-CONVERGED_DROP = 0.01  # an SAE converged: its training MSE fell by less than 1% over the last tenth of the epochs
+# An SAE converged when, over a tenth of its epochs ending where the learning-rate decay starts (sae.convergence),
+# the held-out numbers the analysis reads stopped moving: explained variance by at most 0.001, L0 share by at
+# most 1 point, dead share within max(2 points, 2 latents). The objective itself creeps down like a power law, a
+# fixed few % per tenth at any length: reported, not judged.
+CONVERGED = {"ev_change": 0.001, "l0_fraction_change": 0.01, "dead_fraction_tail_range": 0.02}
+
+
+def is_converged(c: dict, m: int) -> bool | None:
+    """The rule above on a ``sae.convergence`` record (None when it holds no held-out readouts)."""
+    if "ev_change" not in c:
+        return None
+    tol = CONVERGED | {"dead_fraction_tail_range": max(CONVERGED["dead_fraction_tail_range"], 2 / m)}
+    return all(abs(c[k]) <= t for k, t in tol.items())
 
 
 def section_attacks(metrics: dict, claims: list[dict]) -> list[str]:
@@ -14,13 +26,14 @@ def section_attacks(metrics: dict, claims: list[dict]) -> list[str]:
     ar = attack_rows(metrics)
     if ar:
         eps = next(iter(ar.values()))["eps"]
+        n_hard = (metrics.get("make_dataset") or {}).get("test_hard", {}).get("n")
         rows = []
         for k, r in ar.items():
             ha = hard_acc(metrics, k)
             rows.append(
                 [
                     k,
-                    f"{100 * ha:.1f}" if ha is not None else "—",
+                    ci(ha, n_hard) if ha is not None else "—",
                     r["n_targeted"],
                     " / ".join(f"{100 * v:.0f}" for v in r["t_fgsm"]),
                     " / ".join(f"{100 * v:.0f}" for v in r["t_pgd"]),
@@ -38,13 +51,15 @@ def section_attacks(metrics: dict, claims: list[dict]) -> list[str]:
             "hard-test images of the source digit (column n) pushed to the target digit (success = predicted "
             "target). "
             "Robust accuracy: untargeted PGD on a fixed hard-test subset (column n). "
-            "Debiased models: the first seed's checkpoint. 95% intervals: the ± columns give the widest "
+            "Debiased models: the first seed's checkpoint, and the hard-test accuracy shown is that checkpoint's "
+            "(with its 95% Wilson interval over the hard test), not the seeds' mean of the training table. "
+            "95% intervals: the ± columns give the widest "
             "Wilson half-width (points) over the row's cells to their left (FGSM and PGD, every eps).",
             "",
             md_table(
                 [
                     "model",
-                    "hard acc %",
+                    "hard acc % [95% CI]",
                     "targeted n",
                     "targeted FGSM %",
                     "targeted PGD %",
@@ -254,11 +269,15 @@ def section_neurons(metrics: dict, claims: list[dict]) -> list[str]:
     return parts
 
 
-def _converged(c: dict | None) -> str:
-    """Training MSE's relative drop over the last tenth of the epochs, and whether it is below 1%."""
-    if not c or "rel_mse_drop" not in c:
+def _converged(c: dict | None, m: int) -> str:
+    """yes/no by :func:`is_converged`, with the objective's drop and the dead share's range over the tail."""
+    ok = is_converged(c or {}, m)
+    if ok is None:
         return "—"
-    return f"{100 * c['rel_mse_drop']:.2f}% ({'yes' if c['rel_mse_drop'] < CONVERGED_DROP else 'no'})"
+    return (
+        f"{'yes' if ok else 'no'} (objective {-100 * c['rel_loss_drop']:+.1f}%, EV ±{abs(c['ev_change']):.4f}, "
+        f"dead range {100 * c['dead_fraction_tail_range']:.1f} pts)"
+    )
 
 
 def _sae_tables(sa: dict, n_hard: int | None) -> tuple:
@@ -281,7 +300,7 @@ def _sae_tables(sa: dict, n_hard: int | None) -> tuple:
                 f"{f['color_like']}/{f['shape_like']}/{f['mixed']}",
                 f"{f['digit_selectivity']:.2f}",
                 f"{f['mean_entropy_bits']:.2f}",
-                _converged(v.get("convergence")),
+                _converged(v.get("convergence"), v["dictionary"]),
             ]
         )
     irows = [
@@ -314,7 +333,12 @@ def section_sae(metrics: dict, claims: list[dict]) -> list[str]:
             "shape-like / mixed: mutual information of a feature's activity with color vs digit (ratio 2). "
             "Dead: never active on the validation split; dense: active on more than half of it; brackets: "
             "95% Wilson intervals over the dictionary's latents (one SAE seed: no seed spread). Converged: "
-            "the training MSE fell by less than 1% over the last tenth of the epochs (final model kept). "
+            "over a tenth of the epochs ending where the learning-rate decay starts (the decay would settle any run by "
+            "construction) the held-out explained variance moved by at most 0.001, the L0 share "
+            "by at most 1 point and the dead share stayed within max(2 points, 2 latents) (final model kept; the "
+            "readouts are logged per epoch on the validation split and never used to choose anything). The "
+            "training objective's own change over that window is shown beside it: it creeps down like a power law, "
+            "a few % per tenth at any length, so it is reported, not judged. "
             "Dead latents against the dictionary size: `scripts/sae_sweep.py` (README, Results).",
             "",
             md_table(
@@ -333,7 +357,7 @@ def section_sae(metrics: dict, claims: list[dict]) -> list[str]:
                     "color/shape/mixed",
                     "digit selectivity",
                     "entropy bits",
-                    "converged (MSE drop, last 10% of epochs)",
+                    "converged (before the lr decay)",
                 ],
                 rows,
             ),

@@ -137,6 +137,11 @@ SAE_VARIANTS = ("l1", "topk")
 class SaeRun:
     model: str = spec(doc="checkpoint (file or per-seed directory) whose hidden layer the SAE reads")
     variant: str = spec(choices=SAE_VARIANTS)
+    expansion: int | None = spec(
+        ge=1, optional=None, doc="this run's dictionary size / hidden width; absent = sae.expansion"
+    )
+    k: int | None = spec(ge=1, optional=None, doc="this run's active latents (topk); absent = sae.k")
+    epochs: int | None = spec(ge=1, optional=None, doc="this run's epochs; absent = sae.epochs")
 
 
 @frozen
@@ -146,6 +151,7 @@ class Sae:
     k: int = spec(ge=1, doc="topk variant's active latents")
     epochs: int = spec(ge=1, doc="study: 100")
     lr: float = spec(gt=0.0)
+    lr_decay: float = spec(ge=0.0, le=1.0, doc="share of the final steps with the lr falling linearly to 0 (study: 0)")
     batch_size: int = spec(ge=1)
     resample_every: int = spec(ge=1, doc="steps without activity after which a latent counts as dead")
     top_features: int = spec(ge=1, doc="features amplified/ablated per digit and per color")
