@@ -115,3 +115,30 @@ def test_every_method_trains_a_tiny_epoch(method):
     model, arch, kw, hist, extra = train_method(method, cfg, common, split, rt, 0, {"val": split})
     assert math.isfinite(hist[-1]["train_loss"]) and 0 <= hist[-1]["val_acc"] <= 1
     assert model(torch.rand(2, 3, 28, 28)).shape == (2, 10)
+
+
+def test_the_two_rebias_hsic_estimators():
+    """median (ours): scale-free; published (clovaai/rebias's Biased-MNIST default): fixed sigma 1, unbiased, so
+    features far smaller than sigma look alike. Both ~0 for independent features, clearly > 0 for dependent ones;
+    the unbiased estimate ignores a constant added to the kernel off the diagonal (how the reference code's
+    K - diag(K) broadcast, which subtracts 1 everywhere, comes out the same)."""
+    from shortcutlab.debias import HSIC, rbf_hsic, unbiased_hsic
+
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(128, 8, generator=g)
+    b = torch.randn(128, 8, generator=g)
+    dep = a + 0.1 * torch.randn(128, 8, generator=g)
+    for f in (rbf_hsic, unbiased_hsic):
+        assert f(a, dep) > 5 * abs(f(a, b))  # the biased estimator sits above 0 when independent
+    assert torch.allclose(rbf_hsic(a * 1e-3, dep * 1e-3), rbf_hsic(a, dep), rtol=1e-4)  # scale-free
+    assert abs(unbiased_hsic(a * 1e-3, dep * 1e-3)) < 1e-3 * unbiased_hsic(a, dep)  # not: tiny features look alike
+
+    def shifted(x, y):  # the unbiased formula on K - 1 (diagonal 0, off-diagonal shifted by -1)
+        k = torch.exp(-torch.cdist(x, x).pow(2) / 2) - 1
+        l_ = torch.exp(-torch.cdist(y, y).pow(2) / 2) - 1
+        n = len(x)
+        t = torch.trace(k @ l_) + k.sum() * l_.sum() / ((n - 1) * (n - 2)) - 2 * k.sum(0).dot(l_.sum(0)) / (n - 2)
+        return t / (n * (n - 3))
+
+    assert torch.allclose(unbiased_hsic(a, dep), shifted(a, dep), atol=1e-6)
+    assert set(HSIC) == {"median", "published"}

@@ -158,10 +158,18 @@ class JttCfg(ConvNetMethodCfg):
     up: int = spec(ge=1)
 
 
+REBIAS_HSIC = ("median", "published")  # debias.HSIC: how ReBias measures dependence
+
+
 @frozen
 class RebiasCfg(ConvNetMethodCfg):
     lam: float = spec(ge=0.0)
     lam_g: float = spec(ge=0.0)
+    hsic: str = spec(
+        choices=REBIAS_HSIC,
+        doc="median: biased estimator, RBF bandwidth = the batch's median distance (ours); published: "
+        "clovaai/rebias's Biased-MNIST default, unbiased estimator with a fixed RBF sigma of 1",
+    )
 
 
 @frozen
