@@ -76,7 +76,7 @@ def _hist(n, loss, ev, l0, dead):
             "epoch": i + 1,
             "mse": loss(i),
             "loss": loss(i),
-            "val_ev": ev(i),
+            "val_explained_variance": ev(i),
             "val_l0_fraction": l0(i),
             "val_dead_fraction": dead(i),
         }
@@ -125,7 +125,9 @@ def test_lr_decay_and_monitor():
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
     assert not torch.equal(a.dec, c.dec)
     assert [h["mse"] for h in ha] == [h["mse"] for h in hb]
-    assert {"val_ev", "val_l0_fraction", "val_dead_fraction"} <= set(hb[-1]) and "val_ev" not in ha[-1]
+    assert {"val_explained_variance", "val_l0_fraction", "val_dead_fraction"} <= set(
+        hb[-1]
+    ) and "val_explained_variance" not in ha[-1]
 
 
 def test_a_run_can_size_its_own_dictionary():

@@ -159,10 +159,10 @@ def convergence(hist: list[dict], tail: float = 0.1) -> dict:
     for key, name in (("loss", "rel_loss_drop"), ("mse", "rel_mse_drop")):
         if key in last:
             out[name] = (before[key] - last[key]) / max(before[key], 1e-12)
-    if "val_ev" in last:
+    if "val_explained_variance" in last:
         dead = [h["val_dead_fraction"] for h in win]
         out |= {
-            "ev_change": last["val_ev"] - before["val_ev"],
+            "ev_change": last["val_explained_variance"] - before["val_explained_variance"],
             "l0_fraction_change": last["val_l0_fraction"] - before["val_l0_fraction"],
             "dead_fraction_change": last["val_dead_fraction"] - before["val_dead_fraction"],
             "dead_fraction_tail_range": max(dead) - min(dead),
@@ -179,17 +179,12 @@ def l0(f: torch.Tensor) -> float:
     return float((f > 0).float().sum(1).mean())
 
 
-@torch.no_grad()
 def _readouts(sae: SAE, x: torch.Tensor | None) -> dict:
-    """The held-out numbers the analysis reads, for the per-epoch convergence record (none without ``x``)."""
+    """The held-out numbers the analysis reads (:func:`sae_metrics`), for the per-epoch convergence record."""
     if x is None:
         return {}
-    x_hat, f = sae(x)
-    return {
-        "val_ev": explained_variance(x, x_hat),
-        "val_l0_fraction": l0(f) / f.shape[1],
-        "val_dead_fraction": float(((f > 0).sum(0) == 0).float().mean()),
-    }
+    m = sae_metrics(sae, x)
+    return {f"val_{k}": m[k] for k in ("explained_variance", "l0_fraction", "dead_fraction")}
 
 
 @torch.no_grad()
