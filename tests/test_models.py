@@ -35,3 +35,29 @@ def test_lazy_cnn_is_the_studys():
 def test_unknown_arch():
     with pytest.raises(KeyError, match="unknown architecture"):
         build("resnet9000")
+
+
+def test_color_net_sparse_path_is_the_same_function():
+    """On black-background digits (the LfF protocol) the color net sums only the nonzero pixels: same
+    outputs, same hooked hidden features and same gradients as the dense 1x1 convolutions, in float64."""
+    torch.manual_seed(0)
+    g = build("color_net").double()
+    stroke = torch.rand(16, 1, 28, 28) < 0.2
+    x = (torch.rand(16, 3, 1, 1) * torch.rand(16, 1, 28, 28) * stroke).double()
+    x[0] = 0  # an all-black image
+    hid = {}
+    hook = get_module(g, g.hidden_layer).register_forward_hook(lambda mod, i, o: hid.update(h=o))
+    sparse = g(x)
+    hook.remove()
+    dense = g.fc(g.pool(g.features(x)))
+    assert torch.allclose(sparse, dense, rtol=0, atol=1e-12)
+    assert torch.allclose(hid["h"], g.pool(g.features(x)), rtol=0, atol=1e-12)
+    for a, b in zip(
+        torch.autograd.grad(sparse.sum(), list(g.parameters())),
+        torch.autograd.grad(dense.sum(), list(g.parameters())),
+        strict=True,
+    ):
+        assert torch.allclose(a, b, rtol=1e-9, atol=1e-12)
+    # a dense input (our dataset's noisy backgrounds) takes the convolutions: bit-identical to before
+    y = torch.rand(4, 3, 28, 28).double()
+    assert torch.equal(g(y), g.fc(g.pool(g.features(y))))
