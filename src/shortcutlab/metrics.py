@@ -12,6 +12,7 @@ import math
 from pathlib import Path
 
 from .io import read_json
+from .snapshot import literature_files, provenance
 
 # ------------------------------------------------------------------------------------------ the contract
 # stage -> (dotted key, meaning, unit, (low, high)); every key must exist in every file of that stage
@@ -298,12 +299,7 @@ def _files(params: dict) -> dict[str, dict[str, Path]]:
             for b in params["bias_sweep"].biases
             for k in ["lazy", *params["bias_sweep"].methods]
         },
-        "literature": {
-            f"{a}/{k}-{s}": m / "bias_sweep" / "lff_protocol" / str(a) / f"{k}-{s}.json"
-            for a in params["literature"].aligned
-            for k in params["literature"].methods
-            for s in params["literature"].scaling
-        },
+        "literature": literature_files(params["literature"]),  # this run's, or the preset's committed snapshot
     }
 
 
@@ -386,6 +382,7 @@ def load_all(params: dict) -> dict[str, dict]:
             else loaded
         )
     metrics["analysed_models"] = dict(params["analysed_models"])
+    metrics["literature_provenance"] = provenance(params["literature"])
     metrics["train_debiased_epochs"] = {
         k: sel
         for k in params["train_debiased"].methods
