@@ -113,20 +113,29 @@ def _source(prov: dict | None) -> str:
     )
 
 
+def _layout(lit: dict, prov: dict | None):
+    """The protocol table's columns (aligned shares), cells and rows (method, scaling): what ran, plus what the
+    snapshot's run plans and has not run yet (shown as —); published scaling first, methods in params order."""
+    planned = ((prov or {}).get("params") or {}).get("literature") or {}
+    aligned = sorted({v["aligned"] for v in lit.values()} | set(planned.get("aligned", [])))
+    cell = {(v["method"], v["scaling"], v["aligned"]): v for v in lit.values()}
+    order = list(dict.fromkeys([*planned.get("methods", {}), *(v["method"] for v in lit.values())]))
+    keys = {(v["method"], v["scaling"]) for v in lit.values()}
+    keys |= {(m, sc) for m in planned.get("methods", {}) for sc in planned.get("scaling", [])}
+    return aligned, cell, sorted(keys, key=lambda k: (k[1] != "published", k[1], order.index(k[0])))
+
+
 def section_literature(metrics: dict, claims: list[dict]) -> list[str]:
     """The LfF protocol: our implementations on its MLP, both input scalings, beside the published numbers,
     and per method whether it beats vanilla and matches the published magnitude."""
     lit = metrics.get("literature") or {}
     if not lit:
         return []
-    planned = ((metrics.get("literature_provenance") or {}).get("params") or {}).get("literature") or {}
-    aligned = sorted({v["aligned"] for v in lit.values()} | set(planned.get("aligned", [])))
-    cell = {(v["method"], v["scaling"], v["aligned"]): v for v in lit.values()}
-    order = list(dict.fromkeys([*planned.get("methods", {}), *(v["method"] for v in lit.values())]))
-    keys = {(v["method"], v["scaling"]) for v in lit.values()}
-    keys |= {(m, sc) for m in planned.get("methods", {}) for sc in planned.get("scaling", [])}  # not run yet: —
-    keys = sorted(keys, key=lambda k: (k[1] != "published", k[1], order.index(k[0])))
-    score = lambda m, s, a: cell[(m, s, a)]["summary"]["unbiased_acc"] if (m, s, a) in cell else None  # noqa: E731
+    aligned, cell, keys = _layout(lit, metrics.get("literature_provenance"))
+
+    def score(m, s, a):
+        return cell[(m, s, a)]["summary"]["unbiased_acc"] if (m, s, a) in cell else None
+
     rows = [
         [m, s]
         + [pm(score(m, s, a), cell[(m, s, a)]["n_seeds"]) if (m, s, a) in cell else "—" for a in aligned]
