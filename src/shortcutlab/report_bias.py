@@ -64,7 +64,8 @@ CHECKED: dict[str, str] = {
     "jtt": "no published Colored-MNIST setting: identification epochs and upweighting are ours",
     "rebias": "HSIC: the published unbiased estimator with sigma 1 (ours, median bandwidth, stays at chance with "
     "the /255 quirk); the color model is our 1x1-conv net (the papers' choice for this MLP not found)",
-    "consistency": "our recipe on the MLP; no published counterpart",
+    "consistency": "our recipe on the MLP, no published counterpart; unlike LfF, JTT and vanilla it is told the "
+    "shortcut is color (its jitter randomises color), so it is not a like-for-like comparison",
 }
 
 
