@@ -108,3 +108,16 @@ def test_section_names_the_snapshot_and_a_miss():
     )
     assert "commit `012345678`" in text and "2 of 40" in text
     assert "misses by -18.2 points" in text
+
+
+def test_section_reports_what_jtt_identification_caught():
+    jtt = _result(0.99, "jtt", "published", 0.41, 0.02)
+    jtt["seeds"] = {
+        "0": {"error_set_size": 2900, "error_set_conflicting_share": 0.2},
+        "1": {"error_set_size": 3100, "error_set_conflicting_share": 0.1},
+    }
+    text = _section([_result(0.99, "vanilla", "published", 0.40, 0.01), jtt])
+    row = [r for r in text.splitlines() if r.startswith("| jtt ")][-1]
+    assert "99%: 3,000 images, 15% conflicting" in row
+    jtt["seeds"] = {}  # a result without the statistics (older runs): the plain text, nothing made up
+    assert "error set" not in _section([_result(0.99, "vanilla", "published", 0.40, 0.01), jtt])

@@ -102,6 +102,19 @@ def _magnitude(method: str, scaling: str, aligned: list[float], cell: dict) -> s
     return "published table not found" if scaling == "published" else "no published clean-scaling number"
 
 
+def _checked(method: str, scaling: str, aligned: list[float], cell: dict) -> str:
+    """CHECKED's text, plus for JTT what its identification model caught (mean over seeds, per share)."""
+    parts = []
+    for a in aligned:
+        seeds = list(((cell.get((method, scaling, a)) or {}).get("seeds") or {}).values())
+        if method == "jtt" and seeds and all("error_set_size" in r for r in seeds):
+            n = sum(r["error_set_size"] for r in seeds) / len(seeds)
+            share = sum(r["error_set_conflicting_share"] for r in seeds) / len(seeds)
+            parts.append(f"{100 * a:g}%: {n:,.0f} images, {100 * share:.0f}% conflicting")
+    extra = "; error set (the identification model's training mistakes, mean over seeds): " + ", ".join(parts)
+    return CHECKED.get(method, "") + (extra if parts else "")
+
+
 def _source(prov: dict | None) -> str:
     if prov is None:
         return "From this pipeline run (preset `literature`)."
@@ -147,7 +160,7 @@ def section_literature(metrics: dict, claims: list[dict]) -> list[str]:
     verdicts = [
         [m, s]
         + [_vs(score(m, s, a), score("vanilla", s, a)) for a in aligned]
-        + [_magnitude(m, s, aligned, cell), CHECKED.get(m, "")]
+        + [_magnitude(m, s, aligned, cell), _checked(m, s, aligned, cell)]
         for m, s in keys
         if m != "vanilla"
     ]
