@@ -63,7 +63,9 @@ CHECKED: dict[str, str] = {
     "it, in the first few epochs (0.7^5 = 17% after 5)",
     "jtt": "no published Colored-MNIST setting: identification epochs and upweighting are ours",
     "rebias": "HSIC: the published unbiased estimator with sigma 1 (ours, median bandwidth, stays at chance with "
-    "the /255 quirk); the color model is our 1x1-conv net (the papers' choice for this MLP not found)",
+    "the /255 quirk); the color model is our 1x1-conv net (the papers' choice for this MLP not found); with sigma 1 "
+    "the MLP's features spread far beyond the bandwidth within two epochs, so the kernel is ~0 off the diagonal "
+    "and the penalty ~0 at both scalings (scripts/rebias_kernel_scale.py, README)",
     "consistency": "our recipe on the MLP, no published counterpart; unlike LfF, JTT and vanilla it is told the "
     "shortcut is color (its jitter randomises color), so it is not a like-for-like comparison",
 }
