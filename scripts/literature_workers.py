@@ -3,7 +3,7 @@
     python scripts/literature_workers.py [--workers N] [--dry-run]
 
 The protocol's MLP is too small to keep two threads busy: on the 2-core EPYC, two stages at once with one
-thread each finished 1.5-1.8x more stages per hour than `dvc repro` running them one at a time with two
+thread each finished 1.4-1.8x more stages per hour than `dvc repro` running them one at a time with two
 threads (session 14, README "The LfF Colored-MNIST protocol"); two stages at once with two threads each are
 2-4x slower instead. `dvc repro` holds the repository's lock while it runs, so each worker runs a stage's own
 command and the finished stage is recorded with `dvc commit` (one at a time), which writes the same dvc.lock
