@@ -1,7 +1,12 @@
 """Benchmark: train the lazy model the project's way vs the way the study's report wrote it.
 
-Study way: a torch Dataset that colors each image in __getitem__ (per-sample torch ops, Python RNG),
-a DataLoader with batch 64, fp32. Project way: uint8 tensors in memory, index batches, the project's
+Study way, rebuilt from the study's report (../shared/study, Task 0 and Task 1): its BiasedMNIST wraps
+torchvision's MNIST (each item a PIL image, turned into a tensor by transforms.ToTensor) and colors each
+digit in __getitem__ (per-sample torch ops, Python RNG); a DataLoader with batch 64, no workers, fp32; the
+loop keeps the report's running loss and accuracy (`loss.item()`, `.sum().item()` every batch). The real
+torchvision.datasets.MNIST class reads our MNIST digits, written to a temporary folder in its raw format.
+
+Project way: uint8 tensors in memory, index batches, the project's
 training loop (bf16 + channels_last where the CPU supports it). Both train LazyCNN for the same epochs
 on the same MNIST digits and are evaluated on the same hard/easy test.
 
@@ -11,11 +16,15 @@ on the same MNIST digits and are evaluated on the same hard/easy test.
 import argparse
 import json
 import random
+import struct
+import tempfile
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
+from torchvision import datasets, transforms
 
 from shortcutlab.data import load_splits
 from shortcutlab.io import read_npz
@@ -25,18 +34,29 @@ from shortcutlab.runtime import resolve, seed_everything
 from shortcutlab.training import FitConfig, accuracy, fit
 
 
-class StudyBiasedMNIST(Dataset):
-    """The study's BiasedMNIST: colors each digit on the fly in __getitem__."""
+def write_idx(root, gray, labels):
+    """Write digits in MNIST's raw idx format, where torchvision.datasets.MNIST(download=False) reads them."""
+    raw = Path(root) / "MNIST" / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    n, h, w = gray.shape
+    (raw / "train-images-idx3-ubyte").write_bytes(struct.pack(">IIII", 2051, n, h, w) + gray.tobytes())
+    (raw / "train-labels-idx1-ubyte").write_bytes(struct.pack(">II", 2049, n) + labels.astype("uint8").tobytes())
+    for name in ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):  # present, never read (train=True)
+        (raw / name).write_bytes(b"")
 
-    def __init__(self, gray, labels, palette):
-        self.gray, self.labels, self.palette = gray, labels, [tuple(c) for c in palette]
+
+class StudyBiasedMNIST(Dataset):
+    """The study's BiasedMNIST: a torchvision MNIST item (PIL), ToTensor, colored on the fly in __getitem__."""
+
+    def __init__(self, mnist, palette):
+        self.mnist, self.palette, self.to_tensor = mnist, [tuple(c) for c in palette], transforms.ToTensor()
 
     def __len__(self):
-        return len(self.labels)
+        return len(self.mnist)
 
     def __getitem__(self, i):
-        img = torch.from_numpy(self.gray[i]).float().div(255).unsqueeze(0)
-        label = int(self.labels[i])
+        img, label = self.mnist[i]
+        img = self.to_tensor(img)
         dominant = self.palette[label]
         color = dominant if random.random() < 0.95 else random.choice([c for c in self.palette if c != dominant])
         colored = img.repeat(3, 1, 1) * torch.tensor(color, dtype=torch.float32).view(3, 1, 1)
@@ -52,16 +72,25 @@ def study_way(raw, palette, epochs, splits):
     random.seed(0)
     model = build("lazy")
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    loader = DataLoader(StudyBiasedMNIST(raw["train_x"], raw["train_y"], palette), batch_size=64, shuffle=True)
-    t0 = time.perf_counter()
-    n = 0
-    for _ in range(epochs):
-        model.train()
-        for x, y in loader:
-            opt.zero_grad()
-            F.cross_entropy(model(x), y).backward()
-            opt.step()
-            n += len(y)
+    with tempfile.TemporaryDirectory() as root:
+        write_idx(root, raw["train_x"], raw["train_y"])
+        mnist = datasets.MNIST(root, train=True, download=False)
+        loader = DataLoader(StudyBiasedMNIST(mnist, palette), batch_size=64, shuffle=True)
+        t0 = time.perf_counter()
+        n = 0
+        for _ in range(epochs):
+            model.train()
+            running_loss, correct, total = 0.0, 0, 0
+            for x, y in loader:
+                opt.zero_grad()
+                out = model(x)
+                loss = F.cross_entropy(out, y)
+                loss.backward()
+                opt.step()
+                running_loss += loss.item()
+                correct += (out.max(1)[1] == y).sum().item()
+                total += len(y)
+            n += total
     secs = time.perf_counter() - t0
     fp32 = resolve(Compute(device="cpu", precision="fp32", threads=0))
     return {
