@@ -23,3 +23,44 @@ def test_bench_models_runs_every_family(tmp_path):
     for family in ("lazy", "shape_cnn", "ViT", "MLP"):
         assert family in families
     assert all(r["bf16_images_per_s"] > 0 and r["fp32_images_per_s"] > 0 for r in rows)
+
+
+def _load_benchmark(name):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_study_rebuild_reads_our_digits_through_torchvision(tmp_path):
+    """The lazy benchmark's rebuild of the study's loader: torchvision's own MNIST class reads the digits we
+    wrote in its raw format, and each item is the digit times its color plus the study's bounded noise."""
+    import numpy as np
+    from torchvision import datasets
+
+    bench = _load_benchmark("bench_train_lazy")
+    rng = np.random.default_rng(0)
+    gray = rng.integers(0, 256, (7, 28, 28), dtype=np.uint8)
+    labels = np.arange(7, dtype=np.uint8) % 10
+    bench.write_idx(tmp_path, gray, labels)
+    mnist = datasets.MNIST(tmp_path, train=True, download=False)
+    assert len(mnist) == 7
+    assert np.array_equal(np.asarray(mnist[3][0]), gray[3]) and mnist[3][1] == 3
+    palette = [[1.0, 0.0, 0.0]] * 10  # every color red: only the red channel carries the digit
+    x, y = bench.StudyBiasedMNIST(mnist, palette)[3]
+    assert x.shape == (3, 28, 28) and y == 3
+    digit = gray[3].astype("float32") / 255
+    assert np.abs(x[0].numpy() - np.clip(digit, 0, 1)).max() <= 0.1 + 1e-6  # noise clamped to +-0.1
+    assert x[1:].max() <= 0.1 + 1e-6  # green and blue: background noise only
+
+
+def test_bench_noop_reports_each_variant(tiny_repo):
+    from conftest import run
+
+    proc = run([sys.executable, str(ROOT / "benchmarks" / "bench_noop.py"), "--repeat", "1"], tiny_repo)
+    out = json.loads(proc.stdout)
+    assert out["stages"] > 10 and out["dvc.lock lines"] > 100
+    timed = [k for k in out if k.endswith("(s, median)")]
+    assert len(timed) == 5 and all(out[k] > 0 for k in timed)
