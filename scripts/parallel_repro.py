@@ -1,6 +1,6 @@
 """Run the pipeline's changed stages several at a time, one CPU thread each, and record them as `dvc repro` does.
 
-    python scripts/parallel_repro.py [--workers N] [--dry-run]
+    python scripts/parallel_repro.py [--workers N] [--dry-run] [STAGE-PATTERN ...]
 
 Most of the study's models are too small to keep two cores busy (README "Time budget": 12-28% of the bf16
 peak), so two stages at once with one thread each can finish sooner than `dvc repro` running them one at a
@@ -15,10 +15,12 @@ same params, and `dvc status` afterwards reports the pipeline up to date.
 
 What it runs: the stages `dvc status` reports changed and every stage downstream of them (`dvc repro` would
 skip a downstream stage whose inputs came out unchanged; this runner reruns it). It ignores DVC's run-cache.
-Frozen stages are never run. Logs: .dvc/tmp/parallel_repro/<stage>.log.
+Frozen stages are never run. Given stage names or shell patterns (`'bias-sweep@*'`), it runs only the changed
+stages that match, like `dvc repro -s`. Logs: .dvc/tmp/parallel_repro/<stage>.log.
 """
 
 import argparse
+import fnmatch
 import os
 import shutil
 import subprocess
@@ -43,9 +45,15 @@ def check_threads(params_path: str = "params.yaml") -> None:
         )
 
 
-def plan(upstream: dict[str, set[str]], changed: set[str], frozen: frozenset[str] = frozenset()) -> list[str]:
+def plan(
+    upstream: dict[str, set[str]],
+    changed: set[str],
+    frozen: frozenset[str] = frozenset(),
+    only: list[str] | None = None,
+) -> list[str]:
     """The stages to run: ``changed`` and everything downstream of them, minus frozen stages, ordered by the
-    longest chain of stages that waits on each (critical path first), then by name.
+    longest chain of stages that waits on each (critical path first), then by name. With ``only`` (shell
+    patterns), just the changed stages that match one, as `dvc repro -s` would run them.
 
     ``upstream`` maps every stage to the stages it depends on."""
     downstream: dict[str, set[str]] = {s: set() for s in upstream}
@@ -53,6 +61,8 @@ def plan(upstream: dict[str, set[str]], changed: set[str], frozen: frozenset[str
         for u in ups:
             downstream.setdefault(u, set()).add(s)
     todo, stack = set(), [s for s in changed if s not in frozen]
+    if only is not None:
+        todo, stack = {s for s in stack if any(fnmatch.fnmatchcase(s, p) for p in only)}, []
     while stack:
         s = stack.pop()
         if s not in todo:
@@ -143,6 +153,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="stages at once (default: cores)")
     ap.add_argument("--dry-run", action="store_true", help="print the plan and stop")
+    ap.add_argument("stages", nargs="*", help="only the changed stages matching these names or shell patterns")
     args = ap.parse_args()
     if args.workers < 1:
         sys.exit(f"--workers must be at least 1, got {args.workers}")
@@ -150,7 +161,10 @@ def main() -> None:
         sys.exit("run it from the repository root (no dvc.yaml here)")
     check_threads()
     upstream, changed, frozen, cmds = load_pipeline()
-    order = plan(upstream, changed, frozen)
+    unknown = [p for p in args.stages if not any(fnmatch.fnmatchcase(s, p) for s in upstream)]
+    if unknown:
+        sys.exit(f"no stage in dvc.yaml matches {', '.join(map(repr, unknown))}")
+    order = plan(upstream, changed, frozen, args.stages or None)
     print(f"{len(order)} stage(s) to run, {args.workers} at a time: {' '.join(order) or '-'}", flush=True)
     if args.dry_run or not order:
         return

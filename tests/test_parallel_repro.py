@@ -110,3 +110,9 @@ def test_runner_records_what_dvc_repro_records(tmp_path):
     run(["dvc", "repro", "-f"], tmp_path)
     assert (tmp_path / "dvc.lock").read_text() == by_runner
     assert "0 stage(s) to run" in run(script, tmp_path).stdout
+
+
+def test_plan_with_patterns_runs_only_the_matching_changed_stages():
+    assert pr.plan(UPSTREAM, {"a", "b", "c", "d", "e"}, only=["b", "d"]) == ["b", "d"]
+    assert pr.plan(UPSTREAM, {"a", "b"}, only=["[bc]"]) == ["b"]  # c matches but has not changed
+    assert pr.plan(UPSTREAM, {"a"}, only=["e*"]) == []
