@@ -13,8 +13,8 @@ Bytes: the thread count changes the order of floating-point sums, and with it ev
 `params.yaml` sets `compute.threads: 1`: then each stage computes exactly what `dvc repro` computes with the
 same params, and `dvc status` afterwards reports the pipeline up to date.
 
-What it runs: the stages `dvc status` reports changed and every stage downstream of them (`dvc repro` would
-skip a downstream stage whose inputs came out unchanged; this runner reruns it). It ignores DVC's run-cache.
+What it runs: the stages `dvc status` reports changed, and every stage downstream of them whose `dvc status` says
+changed once its upstream stages are recorded (as `dvc repro` decides). It ignores DVC's run-cache.
 Frozen stages are never run. Given stage names or shell patterns (`'bias-sweep@*'`), it runs only the changed
 stages that match, like `dvc repro -s`. Logs: .dvc/tmp/parallel_repro/<stage>.log.
 """
@@ -51,7 +51,8 @@ def plan(
     frozen: frozenset[str] = frozenset(),
     only: list[str] | None = None,
 ) -> list[str]:
-    """The stages to run: ``changed`` and everything downstream of them, minus frozen stages, ordered by the
+    """The stages that may run: ``changed`` and everything downstream of them (the worker runs a downstream
+    stage only if `dvc status` says it changed when its turn comes), minus frozen stages, ordered by the
     longest chain of stages that waits on each (critical path first), then by name. With ``only`` (shell
     patterns), just the changed stages that match one, as `dvc repro -s` would run them.
 
@@ -118,11 +119,18 @@ def remove_outs(paths: list[str]) -> None:
             p.unlink(missing_ok=True)
 
 
-def worker(sched: Scheduler, stages: dict, commit: threading.Lock, logs: Path) -> None:
+def worker(sched: Scheduler, stages: dict, changed: set[str], commit: threading.Lock, logs: Path) -> None:
     env = os.environ | {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     while (name := sched.take()) is not None:
         cmd, outs = stages[name]
         t0 = time.perf_counter()
+        if name not in changed:  # queued only as downstream of a changed stage: now, after it, has it changed?
+            with commit:
+                clean = subprocess.run(["dvc", "status", "-q", name]).returncode == 0
+            if clean:
+                print(f"{name}: up to date, not run", flush=True)
+                sched.finish(name, True)
+                continue
         remove_outs(outs)
         log = logs / f"{name.replace('/', '_')}.log"
         with open(log, "w") as f:
@@ -171,7 +179,8 @@ def main() -> None:
     logs = Path(".dvc/tmp/parallel_repro")
     logs.mkdir(parents=True, exist_ok=True)
     sched, commit = Scheduler(order, upstream), threading.Lock()
-    threads = [threading.Thread(target=worker, args=(sched, cmds, commit, logs)) for _ in range(args.workers)]
+    work = (sched, cmds, changed, commit, logs)
+    threads = [threading.Thread(target=worker, args=work) for _ in range(args.workers)]
     for t in threads:
         t.start()
     for t in threads:

@@ -72,7 +72,7 @@ TOY = """
 stages:
   a:
     cmd: python -c "import yaml; open('a.txt', 'w').write(str(yaml.safe_load(open('params.yaml'))['x']))"
-    params: [x]
+    params: [x, y]
     outs: [a.txt]
   b:
     cmd: python -c "open('b.txt', 'w').write(open('a.txt').read() * 2)"
@@ -95,12 +95,12 @@ def test_runner_records_what_dvc_repro_records(tmp_path):
     stage's old outputs first, and leaves dvc.lock as `dvc repro -f` leaves it, with `dvc status` clean."""
     run(["git", "init", "-q"], tmp_path)
     run(["dvc", "init", "-q"], tmp_path)
-    (tmp_path / "params.yaml").write_text("compute:\n  threads: 1\nx: 3\n")
+    (tmp_path / "params.yaml").write_text("compute:\n  threads: 1\nx: 3\ny: 0\n")
     (tmp_path / "dvc.yaml").write_text(TOY)
     script = [sys.executable, str(ROOT / "scripts/parallel_repro.py"), "--workers", "2"]
     assert "4 stage(s) to run" in run(script, tmp_path).stdout
     assert (tmp_path / "d.txt").read_text() == "333c"
-    (tmp_path / "params.yaml").write_text("compute:\n  threads: 1\nx: 5\n")
+    (tmp_path / "params.yaml").write_text("compute:\n  threads: 1\nx: 5\ny: 0\n")
     (tmp_path / "c" / "stale.txt").write_text("from an earlier run")
     assert "4 stage(s) to run" in run(script, tmp_path).stdout
     assert not (tmp_path / "c" / "stale.txt").exists()
@@ -110,6 +110,11 @@ def test_runner_records_what_dvc_repro_records(tmp_path):
     run(["dvc", "repro", "-f"], tmp_path)
     assert (tmp_path / "dvc.lock").read_text() == by_runner
     assert "0 stage(s) to run" in run(script, tmp_path).stdout
+    # y changes what a reads but not what it writes: a reruns, and its downstream is up to date, as in dvc repro
+    (tmp_path / "params.yaml").write_text("compute:\n  threads: 1\nx: 5\ny: 1\n")
+    out = run(script, tmp_path).stdout
+    assert "a: done" in out and all(f"{s}: up to date, not run" in out for s in "bcd")
+    assert "up to date" in run(["dvc", "status"], tmp_path).stdout
 
 
 def test_plan_with_patterns_runs_only_the_matching_changed_stages():
