@@ -121,3 +121,21 @@ def test_plan_with_patterns_runs_only_the_matching_changed_stages():
     assert pr.plan(UPSTREAM, {"a", "b", "c", "d", "e"}, only=["b", "d"]) == ["b", "d"]
     assert pr.plan(UPSTREAM, {"a", "b"}, only=["[bc]"]) == ["b"]  # c matches but has not changed
     assert pr.plan(UPSTREAM, {"a"}, only=["e*"]) == []
+
+
+@pytest.mark.slow
+def test_a_failing_stage_stops_the_run_and_names_itself(tmp_path):
+    run(["git", "init", "-q"], tmp_path)
+    run(["dvc", "init", "-q"], tmp_path)
+    (tmp_path / "params.yaml").write_text("compute:\n  threads: 1\n")
+    (tmp_path / "dvc.yaml").write_text(
+        "stages:\n"
+        "  bad:\n    cmd: python -c \"raise SystemExit('boom')\"\n    outs: [bad.txt]\n"
+        "  after:\n    cmd: python -c \"open('after.txt', 'w').write('x')\"\n    deps: [bad.txt]\n"
+        "    outs: [after.txt]\n"
+    )
+    proc = run([sys.executable, str(ROOT / "scripts/parallel_repro.py"), "--workers", "2"], tmp_path, check=False)
+    assert proc.returncode == 1
+    assert "bad: FAILED (exit 1" in proc.stdout and "1 stage(s) failed: bad" in proc.stderr
+    assert "boom" in (tmp_path / ".dvc/tmp/parallel_repro/bad.log").read_text()
+    assert not (tmp_path / "after.txt").exists()  # never started
