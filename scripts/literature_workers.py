@@ -7,7 +7,9 @@ thread each finished 1.4-1.8x more stages per hour than `dvc repro` running them
 threads (session 14, README "The LfF Colored-MNIST protocol"); two stages at once with two threads each are
 2-4x slower instead. `dvc repro` holds the repository's lock while it runs, so each worker runs a stage's own
 command and the finished stage is recorded with `dvc commit` (one at a time), which writes the same dvc.lock
-entry `dvc repro` would. Run it in a repository with the preset on (`python -m shortcutlab.preset
+entry `dvc repro` would: the workers are scripts/parallel_repro.py's, which does the same for any stage but
+asks for `compute.threads: 1`. This one does not, because the protocol's stages compute the same bytes at one
+thread as at two, ReBias aside (below). Run it in a repository with the preset on (`python -m shortcutlab.preset
 literature`); it first runs the protocol's datasets with `dvc repro`, then the lff-train stages that
 `dvc status` reports as changed, longest first.
 
@@ -16,15 +18,13 @@ ReBias does not (its accuracies move in the fourth digit), so a ReBias stage rep
 with the thread count it ran with.
 """
 
-import argparse
 import json
-import os
-import queue
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import parallel_repro as pr  # noqa: E402  (a sibling script: the scheduler, workers and options it shares)
 
 # Relative cost per stage, measured alone (README): ReBias ≈ 5 s per epoch, consistency ≈ 3, LfF/JTT ≈ 1.6-2,
 # vanilla ≈ 0.75. Longest first keeps the last worker from starting a long stage alone.
@@ -54,53 +54,18 @@ def dvc(*args: str) -> str:
     return done.stdout
 
 
-def worker(todo: queue.Queue, lock: threading.Lock, logs: Path, failed: list[str]) -> None:
-    env = os.environ | {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    while True:
-        try:
-            stage = todo.get_nowait()
-        except queue.Empty:
-            return
-        t0 = time.perf_counter()
-        with open(logs / f"{stage}.log", "w") as log:
-            rc = subprocess.run(
-                [sys.executable, "stages/literature.py", *parse(stage)], stdout=log, stderr=log, env=env
-            ).returncode
-        if rc == 0:
-            with lock:
-                rc = subprocess.run(["dvc", "commit", "-f", "-q", stage]).returncode
-        if rc:
-            failed.append(stage)
-        state = "done" if rc == 0 else f"FAILED (exit {rc}; log: {logs / (stage + '.log')})"
-        print(f"{stage}: {state} in {time.perf_counter() - t0:.0f}s", flush=True)
-
-
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="stages at once (default: cores)")
-    ap.add_argument("--dry-run", action="store_true", help="print the plan and stop")
+    ap = pr.worker_args(__doc__.split("\n\n")[0])
     args = ap.parse_args()
-    if args.workers < 1:
-        sys.exit(f"--workers must be at least 1, got {args.workers}")
-    if not Path("dvc.yaml").exists():
-        sys.exit("run it from the repository root (no dvc.yaml here)")
+    pr.check_args(args)
     if not args.dry_run:
         dvc("repro", "--glob", "lff-dataset@*")
     stages = plan(list(json.loads(dvc("status", "--json") or "{}")))
     print(f"{len(stages)} lff-train stages to run, {args.workers} at a time: {' '.join(stages) or '-'}", flush=True)
     if args.dry_run or not stages:
         return
-    todo: queue.Queue = queue.Queue()
-    for s in stages:
-        todo.put(s)
-    logs = Path(".dvc/tmp/literature_workers")
-    logs.mkdir(parents=True, exist_ok=True)
-    lock, failed = threading.Lock(), []
-    threads = [threading.Thread(target=worker, args=(todo, lock, logs, failed)) for _ in range(args.workers)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    _, _, _, cmds = pr.load_pipeline()
+    failed = pr.run_all(stages, {}, cmds, set(stages), args.workers, Path(".dvc/tmp/literature_workers"))
     if failed:
         sys.exit(f"{len(failed)} stage(s) failed: {' '.join(failed)}")
 

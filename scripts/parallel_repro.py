@@ -157,16 +157,39 @@ def load_pipeline() -> tuple[dict[str, set[str]], set[str], frozenset[str], dict
     return upstream, changed, frozen, cmds
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def worker_args(description: str) -> argparse.ArgumentParser:
+    """The options every stage runner here takes (this one and literature_workers.py)."""
+    ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="stages at once (default: cores)")
     ap.add_argument("--dry-run", action="store_true", help="print the plan and stop")
-    ap.add_argument("stages", nargs="*", help="only the changed stages matching these names or shell patterns")
-    args = ap.parse_args()
+    return ap
+
+
+def check_args(args: argparse.Namespace) -> None:
     if args.workers < 1:
         sys.exit(f"--workers must be at least 1, got {args.workers}")
     if not Path("dvc.yaml").exists():
         sys.exit("run it from the repository root (no dvc.yaml here)")
+
+
+def run_all(order: list[str], upstream: dict, cmds: dict, changed: set[str], workers: int, logs: Path) -> list[str]:
+    """Run ``order`` with ``workers`` threads (see :func:`worker`); the stages that failed."""
+    logs.mkdir(parents=True, exist_ok=True)
+    sched = Scheduler(order, upstream)
+    work = (sched, cmds, changed, threading.Lock(), logs)
+    threads = [threading.Thread(target=worker, args=work) for _ in range(workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return sched.failed
+
+
+def main() -> None:
+    ap = worker_args(__doc__.split("\n\n")[0])
+    ap.add_argument("stages", nargs="*", help="only the changed stages matching these names or shell patterns")
+    args = ap.parse_args()
+    check_args(args)
     check_threads()
     upstream, changed, frozen, cmds = load_pipeline()
     unknown = [p for p in args.stages if not any(fnmatch.fnmatchcase(s, p) for s in upstream)]
@@ -176,17 +199,9 @@ def main() -> None:
     print(f"{len(order)} stage(s) to run, {args.workers} at a time: {' '.join(order) or '-'}", flush=True)
     if args.dry_run or not order:
         return
-    logs = Path(".dvc/tmp/parallel_repro")
-    logs.mkdir(parents=True, exist_ok=True)
-    sched, commit = Scheduler(order, upstream), threading.Lock()
-    work = (sched, cmds, changed, commit, logs)
-    threads = [threading.Thread(target=worker, args=work) for _ in range(args.workers)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if sched.failed:
-        sys.exit(f"{len(sched.failed)} stage(s) failed: {' '.join(sched.failed)}; the rest were not started")
+    failed = run_all(order, upstream, cmds, changed, args.workers, Path(".dvc/tmp/parallel_repro"))
+    if failed:
+        sys.exit(f"{len(failed)} stage(s) failed: {' '.join(failed)}; the rest were not started")
 
 
 if __name__ == "__main__":

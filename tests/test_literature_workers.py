@@ -46,3 +46,28 @@ def test_bad_worker_count_is_refused(tmp_path):
         text=True,
     )
     assert out.returncode != 0 and "--workers must be at least 1" in out.stderr
+
+
+@pytest.mark.slow
+def test_runs_and_records_the_changed_lff_train_stages(tmp_path):
+    """On a small pipeline with the preset's stage names: the datasets first (dvc repro), then the lff-train
+    stages by the shared workers, recorded so that `dvc status` is clean; other stages are left alone."""
+    from conftest import run
+
+    run(["git", "init", "-q"], tmp_path)
+    run(["dvc", "init", "-q"], tmp_path)
+    (tmp_path / "dvc.yaml").write_text(
+        "stages:\n"
+        "  lff-dataset:\n    foreach: ['0.99']\n    do:\n"
+        "      cmd: python -c \"open('d${item}.txt', 'w').write('d')\"\n      outs:\n        - d${item}.txt\n"
+        "  lff-train:\n    foreach: ['0.99-vanilla-clean', '0.99-lff-clean']\n    do:\n"
+        "      cmd: python -c \"open('t${item}.txt', 'w').write(open('d0.99.txt').read() + '${item}')\"\n"
+        "      deps: [d0.99.txt]\n      outs:\n        - t${item}.txt\n"
+        "  other:\n    cmd: python -c \"open('o.txt', 'w').write('o')\"\n    outs: [o.txt]\n"
+    )
+    out = run([sys.executable, str(ROOT / "scripts/literature_workers.py"), "--workers", "2"], tmp_path).stdout
+    assert "2 lff-train stages to run" in out and "lff-train@0.99-lff-clean: done" in out
+    assert (tmp_path / "t0.99-vanilla-clean.txt").read_text() == "d0.99-vanilla-clean"
+    assert not (tmp_path / "o.txt").exists()
+    status = run(["dvc", "status"], tmp_path).stdout
+    assert "lff-train" not in status and "other" in status
