@@ -136,3 +136,32 @@ def test_gradcam_on_a_frozen_model(batch):
     for p in m.parameters():
         p.requires_grad_(False)
     assert torch.allclose(GradCAM(m).attribute(x, t), ref)
+
+
+def test_integrated_gradients_completeness_gap_shrinks_with_nodes(model, batch):
+    """Completeness: attributions sum to f(x) - f(0) for the target logit, up to the quadrature's error, which
+    Gauss-Legendre nodes shrink (scripts/recheck_ig_completeness.py measures it on the trained models)."""
+    x, t = batch
+    with torch.no_grad():
+        delta = (model(x) - model(torch.zeros_like(x))).gather(1, t[:, None]).squeeze(1)
+
+    def gap(steps):
+        total = IntegratedGradients(model, steps=steps).attribute(x, t).flatten(1).sum(1)
+        return ((total - delta).abs() / delta.abs()).median()
+
+    assert gap(64) < 0.01
+    assert gap(64) < gap(2)
+
+
+def test_completeness_gap_is_zero_for_exact_ig_and_one_for_an_empty_map():
+    from shortcutlab.attribution import to_map
+    from shortcutlab.explain import completeness_gap
+    from shortcutlab.runtime import Runtime
+
+    torch.manual_seed(0)
+    linear = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 28 * 28, 10)).eval()
+    x, t = torch.rand(5, 3, 28, 28), torch.tensor([0, 1, 2, 3, 4])
+    rt = Runtime(torch.device("cpu"), bf16=False)
+    maps = to_map(IntegratedGradients(linear, steps=2).attribute(x, t)).detach()  # exact on a linear model
+    assert completeness_gap(linear, x, maps, t, rt).max() < 1e-4
+    assert torch.allclose(completeness_gap(linear, x, torch.zeros_like(maps), t, rt), torch.ones(5))

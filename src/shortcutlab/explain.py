@@ -48,6 +48,22 @@ def color_share(model: nn.Module, x: torch.Tensor, target: torch.Tensor, cfg) ->
     }
 
 
+@torch.no_grad()
+def completeness_gap(
+    model: nn.Module, x: torch.Tensor, maps: torch.Tensor, target: torch.Tensor, rt: Runtime, chunk=512
+):
+    """Per image |sum(map) - (f(x) - f(0))| / |f(x) - f(0)| for the target logit: how far Integrated Gradients
+    (black baseline; maps summed over channels, signed) is from completeness, the quadrature's error."""
+    delta = []
+    for s in range(0, len(x), chunk):
+        xb, tb = x[s : s + chunk], target[s : s + chunk, None]
+        with rt.autocast():
+            fx, f0 = (model(rt.input(z)).float().gather(1, tb).squeeze(1) for z in (xb, torch.zeros_like(xb)))
+        delta.append(fx - f0)
+    delta = torch.cat(delta)
+    return (maps.flatten(1).sum(1) - delta).abs() / delta.abs().clamp_min(1e-6)
+
+
 def analyse(model: nn.Module, arch: str, arch_kwargs: dict, splits: dict[str, Split], cfg, rt: Runtime) -> dict:
     """Metrics per split x method. The sanity check compares with the same architecture re-initialised
     (on the first ``cfg.sanity_images`` images). Runs under the runtime's autocast (bf16 where native)."""
@@ -96,6 +112,11 @@ def _analyse(model, arch, arch_kwargs, splits, cfg, rt):
                 "sanity_spearman": float(trust.spearman(maps[:ns], rmaps).mean()),
                 "maps_per_s": len(x) / secs,
             }
+            if name == "integrated_gradients":
+                gap = completeness_gap(model, x, maps, pred, rt)
+                r |= {"ig_steps": cfg.ig_steps, "completeness_gap_median": float(gap.median())}
+                r |= {"completeness_gap_p95": float(gap.quantile(0.95))}
+                r |= {"completeness_within_1pct": float((gap <= 0.01).float().mean())}
             if wrong.any():
                 mt = attribute_batched(meth, x[wrong], sub.y[wrong], cfg.batch_size)
                 r["class_contrast"] = float(trust.class_contrast(maps[wrong], mt).mean())

@@ -100,10 +100,25 @@ def _explain_tables(ex: dict) -> tuple:
                 ]
             )
     cs = [
-        [m, f"{e['test_hard']['color_share']['mean']:.3f}", f"{e['test_easy']['color_share']['mean']:.3f}"]
+        [m, f"{e['test_hard']['color_share']['mean']:.3f}", f"{e['test_easy']['color_share']['mean']:.3f}", *_ig(e)]
         for m, e in ex.items()
     ]
     return rows, cs
+
+
+def _ig(e: dict) -> list[str]:
+    """IG's completeness on the hard test: median and 95th-percentile gap, share of maps within 1% (Wilson)."""
+    r = e["test_hard"].get("integrated_gradients", {})
+    if "completeness_gap_median" not in r:
+        return ["—", "—", "—"]
+    n = e["test_hard"]["n_images"]
+    gaps = [f"{100 * r[k]:.2f}%" for k in ("completeness_gap_median", "completeness_gap_p95")]
+    return [*gaps, ci(r["completeness_within_1pct"], n)]
+
+
+def _ig_steps(ex: dict) -> str:
+    steps = {e["test_hard"].get("integrated_gradients", {}).get("ig_steps") for e in ex.values()} - {None}
+    return "/".join(map(str, sorted(steps))) or "its"
 
 
 def section_explain(metrics: dict, claims: list[dict]) -> list[str]:
@@ -117,9 +132,15 @@ def section_explain(metrics: dict, claims: list[dict]) -> list[str]:
             "",
             "Color share: Integrated Gradients from the image's own grayscale version as a share of IG from "
             "black (completeness makes it [f(x) − f(gray x)] / [f(x) − f(0)] for the predicted logit), "
-            "clipped to [0, 1]: how much of the evidence is color.",
+            "clipped to [0, 1]: how much of the evidence is color. IG completeness gap: "
+            "|Σ attributions − (f(x) − f(0))| / |f(x) − f(0)| per hard-test image, the error of IG's "
+            f"{_ig_steps(ex)} Gauss–Legendre nodes (`explain.ig_steps`) on the path from black; the color share "
+            'and the IG maps carry it. README, "Time budget": what more nodes buy.',
             "",
-            md_table(["model", "color share (hard)", "color share (easy)"], cs),
+            md_table(
+                ["model", "color share (hard)", "color share (easy)", "IG gap median", "IG gap p95", "IG within 1% %"],
+                cs,
+            ),
             "",
             f"Per model × method on {any_model['test_hard']['n_images']} fixed hard-test images, maps of the "
             "predicted class. Foreground mass: share of positive attribution on the digit's stroke. "
