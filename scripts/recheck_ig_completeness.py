@@ -82,8 +82,11 @@ def main() -> None:
                     row[f"{label}/{rule}/{k}"] = summary(gaps(cls(model, steps=k), model, x, target, rt))
         out["models"][name] = row
         gl = row[f"stage/gauss_legendre/{p['explain'].ig_steps}"]
-        print(f"{name}: stage runtime, {p['explain'].ig_steps} Gauss-Legendre nodes: median gap {gl['median']:.4f}, "
-              f"p95 {gl['p95']:.4f}, within 1%: {gl['within_1pct']:.1%}", flush=True)
+        print(
+            f"{name}: stage runtime, {p['explain'].ig_steps} Gauss-Legendre nodes: median gap {gl['median']:.4f}, "
+            f"p95 {gl['p95']:.4f}, within 1%: {gl['within_1pct']:.1%}",
+            flush=True,
+        )
     print(json.dumps(out, indent=1))
 
 
