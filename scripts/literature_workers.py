@@ -18,7 +18,6 @@ ReBias does not (its accuracies move in the fourth digit), so a ReBias stage rep
 with the thread count it ran with.
 """
 
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -42,7 +41,7 @@ def parse(stage: str) -> tuple[str, str, str]:
 
 
 def plan(changed: list[str]) -> list[str]:
-    """The changed lff-train stages, longest first (ties: the order DVC listed them)."""
+    """The changed lff-train stages, longest first (ties: the order given)."""
     stages = [s for s in changed if s.startswith(PREFIX)]
     return sorted(stages, key=lambda s: -COST.get(parse(s)[1], 2.0))
 
@@ -60,11 +59,11 @@ def main() -> None:
     pr.check_args(args)
     if not args.dry_run:
         dvc("repro", "--glob", "lff-dataset@*")
-    stages = plan(list(json.loads(dvc("status", "--json") or "{}")))
+    _, changed, _, cmds = pr.load_pipeline()
+    stages = plan(sorted(changed))
     print(f"{len(stages)} lff-train stages to run, {args.workers} at a time: {' '.join(stages) or '-'}", flush=True)
     if args.dry_run or not stages:
         return
-    _, _, _, cmds = pr.load_pipeline()
     failed = pr.run_all(stages, {}, cmds, set(stages), args.workers, Path(".dvc/tmp/literature_workers"))
     if failed:
         sys.exit(f"{len(failed)} stage(s) failed: {' '.join(failed)}")

@@ -17,9 +17,9 @@ import json
 import numpy as np
 import torch
 
-from shortcutlab.attribution import IntegratedGradients
+from shortcutlab.attribution import IntegratedGradients, to_map
 from shortcutlab.data import load_splits
-from shortcutlab.explain import fixed_subset
+from shortcutlab.explain import completeness_gap, fixed_subset
 from shortcutlab.models import load_model
 from shortcutlab.params import Compute, load
 from shortcutlab.runtime import resolve
@@ -38,16 +38,13 @@ class TrapezoidIG(IntegratedGradients):
 
 
 def gaps(ig: IntegratedGradients, model, x: torch.Tensor, target: torch.Tensor, rt, batch: int = 250) -> np.ndarray:
-    """Relative completeness gap per image (target logit, black baseline)."""
+    """Relative completeness gap per image (target logit, black baseline): the explain stage's own measure."""
     out = []
     for s in range(0, len(x), batch):
         xb, tb = x[s : s + batch], target[s : s + batch]
         with rt.autocast():
-            attr = ig.attribute(rt.input(xb), tb).float()
-        fx = predict(model, xb, rt).float().gather(1, tb[:, None]).squeeze(1)
-        f0 = predict(model, torch.zeros_like(xb), rt).float().gather(1, tb[:, None]).squeeze(1)
-        delta = fx - f0
-        out.append(((attr.flatten(1).sum(1) - delta).abs() / delta.abs().clamp_min(1e-6)).cpu().numpy())
+            maps = to_map(ig.attribute(rt.input(xb), tb)).detach().float()
+        out.append(completeness_gap(model, xb, maps, tb, rt).cpu().numpy())
     return np.concatenate(out)
 
 
