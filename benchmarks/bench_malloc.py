@@ -81,13 +81,14 @@ if __name__ == "__main__":
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--json", default="")
+    ap.add_argument("--workloads", nargs="+", default=WORKLOADS, choices=WORKLOADS, metavar="NAME")
     ap.add_argument("--child", default="", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         print(json.dumps(child(args.child, args.batch, args.steps)))
         sys.exit(0)
     rows = []
-    for name in WORKLOADS:
+    for name in args.workloads:
         runs = {"default": [], "kept": []}
         for _ in range(args.repeat):
             for setting in runs:

@@ -64,3 +64,13 @@ def test_bench_noop_reports_each_variant(tiny_repo):
     assert out["stages"] > 10 and out["dvc.lock lines"] > 100
     timed = [k for k in out if k.endswith("(s, median)")]
     assert len(timed) == 5 and all(out[k] > 0 for k in timed)
+
+
+def test_bench_malloc_compares_both_settings(tmp_path):
+    out = tmp_path / "malloc.json"
+    cmd = [sys.executable, "benchmarks/bench_malloc.py", "--batch", "8", "--steps", "1", "--repeat", "1"]
+    cmd += ["--workloads", "two_conv, consistency objective", "--json", str(out)]
+    subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, timeout=300)
+    (row,) = json.loads(out.read_text())["rows"]
+    assert row["default_images_per_s"] > 0 and row["kept_images_per_s"] > 0
+    assert row["speedup"] == row["kept_images_per_s"] / row["default_images_per_s"]
