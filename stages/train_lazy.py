@@ -32,7 +32,9 @@ def main(params):
         "best_epoch_hard_acc": mean_std(r["best_epoch"]["acc"] for r in per_seed.values())
     }
     metrics["seeds"] = {
-        s: {k: r[k]["acc"] for k in ("val", "test_hard", "test_easy")} | {"best_epoch": r["best_epoch"]}
+        s: {k: r[k]["acc"] for k in ("val", "test_hard", "test_easy")}
+        | {"best_epoch": r["best_epoch"]}
+        | {f"test_hard_{k}": r["test_hard"][k] for k in ("worst_class_acc", "color_following")}  # the bias sweep's
         for s, r in per_seed.items()
     }
     metrics["n_seeds"] = len(per_seed)

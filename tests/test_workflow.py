@@ -49,6 +49,10 @@ def test_every_stage_ran_and_report_is_complete(repo):
     assert vit["gradcam_final_tokens"]["degenerate_rate"] == 1.0  # the class-token head: zero patch gradients
     lazy = json.loads((repo / "metrics/explain/lazy.json").read_text())["test_hard"]
     assert "rollout" not in lazy and "gradcam" in lazy
+    # the bias sweep: its own bias (0.99) and dataset.bias's point, read from train-lazy / train-debiased
+    rows = (repo / "plots/evaluate/bias_sweep.csv").read_text().splitlines()
+    assert [r.split(",")[0] for r in rows[1:]] == ["0.95", "0.99"], rows
+    assert not (repo / "metrics/bias_sweep/0.95").exists()  # never trained twice
 
 
 def test_branch_diff_reports_exactly_the_changed_keys(repo):

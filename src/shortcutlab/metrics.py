@@ -13,6 +13,7 @@ from pathlib import Path
 
 from .io import read_json
 from .snapshot import literature_files, provenance
+from .sweep_point import point as sweep_point
 
 # ------------------------------------------------------------------------------------------ the contract
 # stage -> (dotted key, meaning, unit, (low, high)); every key must exist in every file of that stage
@@ -326,7 +327,7 @@ def _check_classifiers(metrics: dict, files: dict, params: dict) -> None:
     for k, v in metrics["bias_sweep"].items():
         g = params["train_lazy" if v["method"] == "lazy" else "train_debiased"].gate
         for seed, r in v["seeds"].items():
-            _check_classifier(files["bias_sweep"][k], f"{k} seed {seed}", r["val"], n_val, g)
+            _check_classifier(files["bias_sweep"].get(k, v.get("source")), f"{k} seed {seed}", r["val"], n_val, g)
     for k, v in metrics["literature"].items():  # the protocol has no validation split: its gate reads train
         for seed, r in v["seeds"].items():
             _check_classifier(
@@ -381,6 +382,10 @@ def load_all(params: dict) -> dict[str, dict]:
             if kind in ("make_dataset", "train_lazy")
             else loaded
         )
+    main_point = sweep_point(params, metrics["train_lazy"], metrics["train_debiased"])  # the sweep at dataset.bias
+    for v in main_point.values():
+        check_contract(v["source"], "bias_sweep", v)
+    metrics["bias_sweep"] = main_point | metrics["bias_sweep"]
     metrics["analysed_models"] = dict(params["analysed_models"])
     metrics["literature_provenance"] = provenance(params["literature"])
     metrics["train_debiased_epochs"] = {

@@ -20,6 +20,13 @@ def section_bias_sweep(metrics: dict, claims: list[dict]) -> list[str]:
         for m in methods
     ]
     n = next(iter(bs.values()))["n_seeds"]
+    reused = sorted({v["bias"] for v in bs.values() if "source" in v})
+    reuse = (
+        f" At bias {', '.join(f'{100 * b:g}%' for b in reused)} (`dataset.bias`, the default dataset) the models "
+        "are `train-lazy`'s and `train-debiased`'s on the same seeds: the same dataset and recipes, not trained twice."
+        if reused
+        else ""
+    )
     return [
         "## Bias strength: hard-test accuracy against the share of bias-aligned training digits",
         "",
@@ -29,7 +36,7 @@ def section_bias_sweep(metrics: dict, claims: list[dict]) -> list[str]:
         "Two cells tie when their mean ± std intervals overlap. Plot: `dvc plots show` (hard-test accuracy "
         "vs bias). What each method knows about the shortcut: `consistency_convnet` is told it is color (its "
         "augmentation randomises color), so is `rebias` (its biased model sees only color); `lff`, `jtt` and "
-        "`vanilla` know nothing of it; `oracle` trains on color-decorrelated data (a reference, not a method).",
+        "`vanilla` know nothing of it; `oracle` trains on color-decorrelated data (a reference, not a method)." + reuse,
         "",
         md_table(["method", "epochs"] + [f"bias {100 * b:g}%" for b in biases], rows),
         "",
