@@ -74,3 +74,13 @@ def test_bench_malloc_compares_both_settings(tmp_path):
     (row,) = json.loads(out.read_text())["rows"]
     assert row["default_images_per_s"] > 0 and row["kept_images_per_s"] > 0
     assert row["speedup"] == row["kept_images_per_s"] / row["default_images_per_s"]
+
+
+def test_bench_compile_measures_cold_and_warm_cache(tmp_path):
+    out = tmp_path / "compile.json"
+    cmd = [sys.executable, "benchmarks/bench_compile.py", "--families", "lazy", "--batch", "8", "--steps", "1"]
+    subprocess.run(cmd + ["--json", str(out)], cwd=ROOT, check=True, capture_output=True, timeout=300)
+    (row,) = json.loads(out.read_text())["rows"]
+    assert row["family"] == "lazy" and row["eager_images_per_s"] > 0 and row["compiled_images_per_s"] > 0
+    assert row["compiled_first_step_s"] > 0 and row["warm_first_step_s"] > 0
+    assert isinstance(row["compiled_twice_bytes_equal"], bool) and row["compiled_vs_eager_max_abs_diff"] >= 0
