@@ -165,3 +165,40 @@ def test_completeness_gap_is_zero_for_exact_ig_and_one_for_an_empty_map():
     maps = to_map(IntegratedGradients(linear, steps=2).attribute(x, t)).detach()  # exact on a linear model
     assert completeness_gap(linear, x, maps, t, rt).max() < 1e-4
     assert torch.allclose(completeness_gap(linear, x, torch.zeros_like(maps), t, rt), torch.ones(5))
+
+
+def _deletion_insertion_every_point(model, x, maps, target, rt, steps):
+    """The curves with every point computed (the two ends too): the reference for the shared-ends version."""
+    from shortcutlab.trust import _target_prob
+
+    n, _, h, w = x.shape
+    rank = torch.empty_like(order := maps.flatten(1).argsort(1, descending=True))
+    rank.scatter_(1, order, torch.arange(h * w).expand(n, -1))
+    fracs = torch.linspace(0, 1, steps + 1)
+    kept = (rank.unsqueeze(0) >= (fracs * h * w).view(-1, 1, 1)).view(steps + 1, n, 1, h, w).float()
+    t = target.repeat(steps + 1)
+    curves = [
+        _target_prob(model, (x.unsqueeze(0) * k).reshape(-1, 3, h, w), t, rt).view(steps + 1, n)
+        for k in (kept, 1 - kept)
+    ]
+    return [torch.trapezoid(c, dx=1 / steps, dim=0) for c in curves]
+
+
+@pytest.mark.parametrize("precision", ["fp32", "auto"])
+def test_deletion_insertion_shared_ends_equal_every_point_computed(model, batch, precision):
+    from shortcutlab.params import Compute
+    from shortcutlab.runtime import resolve
+    from shortcutlab.trust import deletion_insertion, endpoints, falsification
+
+    rt = resolve(Compute(device="cpu", precision=precision, threads=0))
+    x, y = batch
+    maps = torch.rand(len(x), 28, 28, generator=torch.Generator().manual_seed(2))
+    with rt.autocast():
+        ref = _deletion_insertion_every_point(model, x, maps, y, rt, 5)
+        ends = endpoints(model, x, y, rt)
+        shared = deletion_insertion(model, x, maps, y, rt, 5, ends)
+        assert all(torch.equal(a, b) for a, b in zip(shared, deletion_insertion(model, x, maps, y, rt, 5), strict=True))
+        # the same curves; batches of other sizes may round an fp32 matmul differently in the last bit
+        assert all(torch.allclose(a, b, rtol=0, atol=1e-6) for a, b in zip(shared, ref, strict=True))
+        fals = falsification(model, x, maps, y, rt)
+        assert torch.equal(fals, falsification(model, x, maps, y, rt, p0=ends[0]))

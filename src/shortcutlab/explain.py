@@ -95,6 +95,7 @@ def _analyse(model, arch, arch_kwargs, splits, cfg, rt):
         pred, runner_up = top2[:, 0], top2[:, 1]
         gray = sub.gray.float() / 255.0
         black, black_secs = ig_from_black(model, x, pred, cfg)
+        ends = trust.endpoints(model, x, pred, rt)  # every method's deletion/insertion curve ends there
         res = {
             "color_share": color_share(model, x, pred, cfg, black),
             "n_images": len(x),
@@ -113,8 +114,10 @@ def _analyse(model, arch, arch_kwargs, splits, cfg, rt):
             rmaps = attribute_batched(
                 make(name, rand_model, **method_kwargs(name, cfg)), x[:ns], pred[:ns], cfg.batch_size
             )
-            dele, ins = trust.deletion_insertion(model, x, maps, pred, rt, cfg.deletion_steps)
-            fals = trust.falsification(model, x, maps, pred, rt, cfg.falsification_k, cfg.falsification_draws, cfg.seed)
+            dele, ins = trust.deletion_insertion(model, x, maps, pred, rt, cfg.deletion_steps, ends)
+            fals = trust.falsification(
+                model, x, maps, pred, rt, cfg.falsification_k, cfg.falsification_draws, cfg.seed, ends[0]
+            )
             other = attribute_batched(meth, x[:ns], runner_up[:ns], cfg.batch_size)
             r = {
                 "concentration_ratio": float(trust.concentration_ratio(maps).mean()),
