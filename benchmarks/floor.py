@@ -8,10 +8,12 @@ Conventions: training step = 3 forwards (forward + backward), an input-gradient 
 2 forwards, evaluation = 1. PGD is counted without early stopping (an upper bound of what it needs).
 What this leaves out (small next to training): HSIC, SAE training, dataset generation, report.
 
-    python benchmarks/floor.py [--params params.yaml] [--log repro.log [--log later.log]]
+    python benchmarks/floor.py [--params params.yaml] [--log repro.log [--log later.log]] [--peak-gflops G]
 
 ``--log``: a `dvc repro` log (our stages print "<stage>: done in <s>s"); the table then adds each group's
-measured seconds and achieved share of the peak, and the run's ratio to its floor. Run it alone.
+measured seconds and achieved share of the peak, and the run's ratio to its floor. Only the stages of the
+current pipeline count (a log of an older pipeline may hold stages it no longer has). ``--peak-gflops``: the
+bf16 peak measured when the logs were made, instead of measuring it now. Run it alone.
 """
 
 from __future__ import annotations
@@ -120,13 +122,25 @@ def analysis_flops(p: dict, f: dict) -> dict[str, float]:
     return out
 
 
-def measured(logs: list[str]) -> dict[str, float]:
+def pipeline_stages() -> set[str]:
+    from dvc.repo import Repo
+
+    with Repo(".") as repo:
+        return {st.addressing for st in repo.index.stages}
+
+
+def measured(logs: list[str], stages: set[str] | None = None) -> dict[str, float]:
     """Seconds per stage group; with several logs a stage's time comes from the last log that ran it (a run
-    that reused earlier stages from the cache, completed by the log of the run that computed them)."""
+    that reused earlier stages from the cache, completed by the log of the run that computed them). With
+    ``stages``, a stage not among them is left out (the pipeline no longer has it)."""
     per_stage: dict[str, float] = {}
     for log in logs:
         for stage, secs in re.findall(r"^(\S+): done in ([\d.]+)s", open(log).read(), re.M):
-            per_stage[stage] = float(secs)
+            # two stages print other names: bias-sweep-lazy@<b> (as bias-sweep@<b>-lazy), train-vit-frozen
+            name = re.sub(r"^bias-sweep@(.+)-lazy$", r"bias-sweep-lazy@\1", stage)
+            name = "train-vit-frozen" if name == "train-attention@vit_frozen" else name
+            if stages is None or name in stages:
+                per_stage[stage] = float(secs)
     group = defaultdict(float)
     for stage, secs in per_stage.items():
         group[stage.split("@")[0].replace("train-backdoor-clean", "train-backdoor")] += secs
@@ -137,13 +151,14 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--log", action="append", default=[], help="repeatable: later logs override earlier ones")
+    ap.add_argument("--peak-gflops", type=float, default=0.0, help="the bf16 peak measured with the logs")
     a = ap.parse_args()
     p = load(a.params)
     train, f = training_flops(p)
     groups = dict(train) | {"train-backdoor": backdoor_flops(p, f)} | analysis_flops(p, f)
-    peak = matmul_peak()
-    wall = measured(a.log)
-    print(f"bf16 matmul peak (4096^2): {peak / 1e9:.0f} GFLOP/s")
+    peak = a.peak_gflops * 1e9 if a.peak_gflops else matmul_peak()
+    wall = measured(a.log, pipeline_stages() if a.log else None)
+    print(f"bf16 matmul peak ({'given' if a.peak_gflops else 'measured, 4096^2'}): {peak / 1e9:.0f} GFLOP/s")
     print(f"{'group':18} {'TFLOP':>9} {'floor s':>9} {'measured s':>11} {'share of peak':>14}")
     for g, fl in sorted(groups.items(), key=lambda kv: -kv[1]):
         w = wall.get(g)
