@@ -11,28 +11,7 @@ train it again: its point is built here from ``metrics/train_debiased/<method>.j
 
 from __future__ import annotations
 
-import statistics
-
 from .schema import ParamsError
-
-# evaluation.mean_std / SUMMARY_KEYS / seed_summary without evaluation's torch import (evaluate skips torch's ~2 s
-# import); tests/test_sweep_point.py checks that both give the same bytes
-SUMMARY_KEYS = {
-    "hard_acc": ("test_hard", "acc"),
-    "easy_acc": ("test_easy", "acc"),
-    "val_acc": ("val", "acc"),
-    "worst_class_hard_acc": ("test_hard", "worst_class_acc"),
-    "hard_color_following": ("test_hard", "color_following"),
-}
-
-
-def mean_std(values) -> dict:
-    values = list(values)
-    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0}
-
-
-def seed_summary(per_seed: dict[str, dict]) -> dict:
-    return {k: mean_std(per_seed[s][a][b] for s in per_seed) for k, (a, b) in SUMMARY_KEYS.items()}
 
 
 def reused(params: dict) -> bool:
@@ -81,6 +60,8 @@ def point(params: dict, train_lazy: dict, train_debiased: dict[str, dict]) -> di
     if not reused(params):
         return {}
     check(params)
+    from .evaluation import mean_std, seed_summary  # the sweep stage's own arithmetic (imports torch: ~1 s)
+
     bias, seeds = params["dataset"].bias, [str(s) for s in params["bias_sweep"].seeds]
     lazy = {s: _lazy_record(train_lazy["seeds"][s]) for s in seeds}
     runs = {
