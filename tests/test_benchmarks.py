@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -76,6 +78,16 @@ def test_bench_malloc_compares_both_settings(tmp_path):
     assert row["speedup"] == row["kept_images_per_s"] / row["default_images_per_s"]
 
 
+def _can_build_cpp() -> bool:
+    """torch.compile on the CPU builds C++ against Python's headers: without a compiler or them it cannot run."""
+    import shutil
+    import sysconfig
+
+    has_cxx = shutil.which("g++") or shutil.which("c++")
+    return bool(has_cxx) and (Path(sysconfig.get_paths()["include"]) / "Python.h").exists()
+
+
+@pytest.mark.skipif(not _can_build_cpp(), reason="torch.compile needs a C++ compiler and Python's headers")
 def test_bench_compile_measures_cold_and_warm_cache(tmp_path):
     out = tmp_path / "compile.json"
     cmd = [sys.executable, "benchmarks/bench_compile.py", "--families", "lazy", "--batch", "8", "--steps", "1"]
