@@ -1,7 +1,7 @@
 """Benchmark: the arithmetic floor of a `dvc repro` and how far a measured run is from it.
 
 The floor of a configuration = its FLOPs / this machine's measured bf16 matmul peak. FLOPs are counted per
-stage group from params: forward FLOPs per image of every architecture (``torch.utils.flop_counter`` on the
+stage from params: forward FLOPs per image of every architecture (``torch.utils.flop_counter`` on the
 configured widths) times the images each stage pushes through it (epochs x images x seeds, method
 multipliers such as two views for consistency, two models for LfF, the backdoor's second-order Grad-CAM).
 Conventions: training step = 3 forwards (forward + backward), an input-gradient pass (attacks, saliency) =
@@ -9,11 +9,14 @@ Conventions: training step = 3 forwards (forward + backward), an input-gradient 
 What this leaves out (small next to training): HSIC, SAE training, dataset generation, report.
 
     python benchmarks/floor.py [--params params.yaml] [--log repro.log [--log later.log]] [--peak-gflops G]
+                               [--per-stage]
 
 ``--log``: a `dvc repro` log (our stages print "<stage>: done in <s>s"); the table then adds each group's
 measured seconds and achieved share of the peak, and the run's ratio to its floor. Only the stages of the
 current pipeline count (a log of an older pipeline may hold stages it no longer has). ``--peak-gflops``: the
-bf16 peak measured when the logs were made, instead of measuring it now. Run it alone.
+bf16 peak measured when the logs were made, instead of measuring it now. ``--per-stage``: every stage's
+FLOPs, floor, measured seconds and share, the most seconds above its floor first. Attack and explain count each
+analysed model at its own architecture (read from where the pipeline writes it). Run it alone.
 """
 
 from __future__ import annotations
@@ -22,10 +25,12 @@ import argparse
 import re
 import time
 from collections import defaultdict
+from pathlib import Path
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from shortcutlab.debias import METHODS, arch_kwargs
 from shortcutlab.models import build
 from shortcutlab.params import load
 
@@ -49,22 +54,19 @@ def fwd(arch: str, **kw) -> float:
     return float(fc.get_total_flops())
 
 
-def training_flops(p: dict) -> dict[str, float]:
-    td, conv = p["train_debiased"], {"widths": list(p["train_debiased"].convnet_widths)}
-    conv["context"] = p["train_debiased"].convnet_context
-    f = {
-        "lazy": fwd("lazy"),
-        "two_conv": fwd("two_conv"),
-        "convnet": fwd("convnet", **conv),
-        "color_net": fwd("color_net"),
-    }
-    out = defaultdict(float)
+def training_flops(p: dict) -> tuple[dict[str, float], dict]:
+    """FLOPs per training stage (DVC stage names) and the forward FLOPs of the shared architectures."""
+    td = p["train_debiased"]
+    conv = {"widths": list(td.convnet_widths), "context": td.convnet_context}
+    f = {"lazy": fwd("lazy"), "two_conv": fwd("two_conv"), "convnet": fwd("convnet", **conv)}
+    f["color_net"] = fwd("color_net")
+    out: dict[str, float] = {}
     lz = p["train_lazy"]
     per_epoch_eval = 2 * N_EVAL  # val + hard test logged per epoch
     out["train-lazy"] = len(lz.seeds) * f["lazy"] * (lz.epochs * (3 * N_TRAIN + per_epoch_eval) + SPLITS_EVAL)
     for name, cfg in td.methods.items():
-        arch = {"consistency": "two_conv", "focal": "two_conv", "suppression": "two_conv"}.get(name, "convnet")
-        unit = fwd("shape_cnn", width=cfg.width) if name == "shape_cnn" else f[arch]
+        arch = METHODS[name].arch
+        unit = fwd(arch, **arch_kwargs(name, cfg, td)) if arch == "shape_cnn" else f[arch]
         mult = {"consistency": 6, "consistency_convnet": 6, "lff": 6}.get(name, 3)
         extra = 0.0
         if name == "rebias":
@@ -75,51 +77,78 @@ def training_flops(p: dict) -> dict[str, float]:
         if name == "suppression":
             extra = cfg.probe_epochs * 3 * N_TRAIN * unit
         seeds = len(cfg.seeds or td.seeds)
-        out["train-debiased"] += seeds * (cfg.epochs * (mult * N_TRAIN + N_EVAL) * unit + SPLITS_EVAL * unit + extra)
+        out[f"train-debiased@{name}"] = seeds * (
+            cfg.epochs * (mult * N_TRAIN + N_EVAL) * unit + SPLITS_EVAL * unit + extra
+        )
     bs = p["bias_sweep"]
-    for _b in bs.biases:
+    for b in bs.biases:
         for name in ["lazy", *bs.methods]:
             cfg = lz if name == "lazy" else td.methods[name]
             unit = f["lazy"] if name == "lazy" else f["convnet"]
             mult = {"consistency_convnet": 6, "lff": 6, "jtt": 3.0 + 0.15 * 19}.get(name, 3)
-            out["bias-sweep"] += len(bs.seeds) * unit * (cfg.epochs * (mult * N_TRAIN + N_EVAL) + SPLITS_EVAL)
+            stage = f"bias-sweep-lazy@{b}" if name == "lazy" else f"bias-sweep@{b}-{name}"
+            out[stage] = len(bs.seeds) * unit * (cfg.epochs * (mult * N_TRAIN + N_EVAL) + SPLITS_EVAL)
     ta = p["train_attention"]
-    for _name, run in ta.runs.items():
+    for name, run in ta.runs.items():
         unit = fwd(run.arch, **ta.arch_kwargs(run.arch))
         mult = 6 if run.method == "consistency" else 3
-        out["train-attention"] += len(run.seeds) * unit * (run.epochs * (mult * N_TRAIN + N_EVAL) + SPLITS_EVAL)
+        out[f"train-attention@{name}"] = len(run.seeds) * unit * (run.epochs * (mult * N_TRAIN + N_EVAL) + SPLITS_EVAL)
     vit = fwd("vit", **ta.arch_kwargs("vit"))
-    out["train-attention"] += len(ta.frozen.seeds) * vit * (ta.frozen.epochs * (N_TRAIN + N_EVAL) + SPLITS_EVAL)
+    out["train-vit-frozen"] = len(ta.frozen.seeds) * vit * (ta.frozen.epochs * (N_TRAIN + N_EVAL) + SPLITS_EVAL)
     return out, f
 
 
-def backdoor_flops(p: dict, f: dict) -> float:
+def backdoor_flops(p: dict) -> dict[str, float]:
     tb = p["train_backdoor"]
     unit = fwd("convnet", widths=list(tb.widths), context=2)
-    total = tb.clean_epochs * 3 * N_TRAIN * unit
+    out = {"train-backdoor-clean": tb.clean_epochs * 3 * N_TRAIN * unit}
     b, pb, ng = tb.batch_size, tb.per_batch, tb.n_negative
-    for r in tb.runs.values():
+    for name, r in tb.runs.items():
         if r.method == "explanation":  # second-order Grad-CAM on all rows, teacher maps, KD on recolored copies
             step = 5 * (b + pb + ng) + 2 * (b + ng) + pb + 4 * b
         else:
             step = 3 * (b + pb)
         evals = (2 + 3 * len(tb.transfer)) * tb.n_eval * 2 + SPLITS_EVAL  # triggered maps, transfer, accuracy
-        total += unit * (tb.epochs * tb.steps * step + tb.defence_epochs * 3 * N_TRAIN + evals)
-    return total
-
-
-def analysis_flops(p: dict, f: dict) -> dict[str, float]:
-    at, ex = p["attack"], p["explain"]
-    arch_of = {"lazy": f["lazy"]}
-    out = defaultdict(float)
-    n_sevens = 1028  # hard-test 7s in MNIST's test set
-    for name in p["analysed_models"]:
-        unit = arch_of.get(name, f["convnet"])
-        rows = len(at.eps) * ((at.n_targeted or n_sevens) * len(at.targeted_splits) + at.n_untargeted)
-        out["attack"] += unit * rows * (2 * (at.steps + 1) * at.restarts + 3)  # PGD + FGSM
-        per_image = 2 * (5 + ex.smoothgrad_samples + ex.ig_steps) + 2 * ex.deletion_steps * 7
-        out["explain"] += unit * 2 * ex.n_images * per_image + unit * ex.sanity_images * 2 * 7
+        out[f"train-backdoor@{name}"] = unit * (tb.epochs * tb.steps * step + tb.defence_epochs * 3 * N_TRAIN + evals)
     return out
+
+
+def analysed_flops(path: str, p: dict) -> float:
+    """Forward FLOPs of an analysed model, from where the pipeline writes it: data/models/lazy.pt,
+    data/models/debiased/<method>, data/models/backdoor/<run>.pt, data/models/attention/<run>.pt."""
+    parts, stem = Path(path).parts, Path(path).stem
+    if stem == "lazy":
+        return fwd("lazy")
+    if "debiased" in parts and stem in METHODS:
+        td = p["train_debiased"]
+        return fwd(METHODS[stem].arch, **arch_kwargs(stem, td.methods[stem], td))
+    ta = p["train_attention"]
+    if "attention" in parts and (stem in ta.runs or stem == "vit_frozen"):
+        arch = "vit" if stem == "vit_frozen" else ta.runs[stem].arch
+        return fwd(arch, **ta.arch_kwargs(arch))
+    if "backdoor" in parts:
+        return fwd("convnet", widths=list(p["train_backdoor"].widths), context=2)
+    raise SystemExit(f"floor.py: analysed_models path {path!r}: architecture unknown (add it to analysed_flops)")
+
+
+def analysis_flops(p: dict) -> dict[str, float]:
+    at, ex = p["attack"], p["explain"]
+    out: dict[str, float] = {}
+    n_sevens = 1028  # hard-test 7s in MNIST's test set
+    for name, path in p["analysed_models"].items():
+        unit = analysed_flops(str(path), p)
+        rows = len(at.eps) * ((at.n_targeted or n_sevens) * len(at.targeted_splits) + at.n_untargeted)
+        out[f"attack@{name}"] = unit * rows * (2 * (at.steps + 1) * at.restarts + 3)  # PGD + FGSM
+        per_image = 2 * (5 + ex.smoothgrad_samples + ex.ig_steps) + 2 * ex.deletion_steps * 7
+        out[f"explain@{name}"] = unit * 2 * ex.n_images * per_image + unit * ex.sanity_images * 2 * 7
+    return out
+
+
+def group(stage: str) -> str:
+    g = stage.split("@")[0]
+    return {"bias-sweep-lazy": "bias-sweep", "train-vit-frozen": "train-attention"}.get(
+        g, "train-backdoor" if g.startswith("train-backdoor") else g
+    )
 
 
 def pipeline_stages() -> set[str]:
@@ -130,9 +159,9 @@ def pipeline_stages() -> set[str]:
 
 
 def measured(logs: list[str], stages: set[str] | None = None) -> dict[str, float]:
-    """Seconds per stage group; with several logs a stage's time comes from the last log that ran it (a run
-    that reused earlier stages from the cache, completed by the log of the run that computed them). With
-    ``stages``, a stage not among them is left out (the pipeline no longer has it)."""
+    """Seconds per stage (DVC's stage names); with several logs a stage's time comes from the last log that ran
+    it (a run that reused earlier stages from the cache, completed by the log of the run that computed them).
+    With ``stages``, a stage not among them is left out (the pipeline no longer has it)."""
     per_stage: dict[str, float] = {}
     for log in logs:
         for stage, secs in re.findall(r"^(\S+): done in ([\d.]+)s", open(log).read(), re.M):
@@ -140,11 +169,23 @@ def measured(logs: list[str], stages: set[str] | None = None) -> dict[str, float
             name = re.sub(r"^bias-sweep@(.+)-lazy$", r"bias-sweep-lazy@\1", stage)
             name = "train-vit-frozen" if name == "train-attention@vit_frozen" else name
             if stages is None or name in stages:
-                per_stage[stage] = float(secs)
-    group = defaultdict(float)
-    for stage, secs in per_stage.items():
-        group[stage.split("@")[0].replace("train-backdoor-clean", "train-backdoor")] += secs
-    return group
+                per_stage[name] = float(secs)
+    return per_stage
+
+
+def by_group(per_stage: dict[str, float]) -> dict[str, float]:
+    out: dict[str, float] = defaultdict(float)
+    for stage, v in per_stage.items():
+        out[group(stage)] += v
+    return out
+
+
+def print_stages(flops: dict[str, float], wall: dict[str, float], peak: float) -> None:
+    """Every stage with FLOPs, the most seconds above its floor first."""
+    print(f"\n{'stage':32} {'TFLOP':>8} {'floor s':>8} {'measured s':>11} {'share':>7} {'above floor s':>14}")
+    rows = [(s, fl, wall[s]) for s, fl in flops.items() if s in wall]
+    for s, fl, w in sorted(rows, key=lambda r: r[1] / peak - r[2]):
+        print(f"{s:32} {fl / 1e12:8.2f} {fl / peak:8.1f} {w:11.1f} {100 * fl / peak / w:6.1f}% {w - fl / peak:14.1f}")
 
 
 def main() -> None:
@@ -152,12 +193,15 @@ def main() -> None:
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--log", action="append", default=[], help="repeatable: later logs override earlier ones")
     ap.add_argument("--peak-gflops", type=float, default=0.0, help="the bf16 peak measured with the logs")
+    ap.add_argument("--per-stage", action="store_true", help="also every stage, the most seconds above floor first")
     a = ap.parse_args()
     p = load(a.params)
-    train, f = training_flops(p)
-    groups = dict(train) | {"train-backdoor": backdoor_flops(p, f)} | analysis_flops(p, f)
+    train, _ = training_flops(p)
+    flops = train | backdoor_flops(p) | analysis_flops(p)
+    groups = by_group(flops)
     peak = a.peak_gflops * 1e9 if a.peak_gflops else matmul_peak()
-    wall = measured(a.log, pipeline_stages() if a.log else None)
+    per_stage = measured(a.log, pipeline_stages() if a.log else None)
+    wall = by_group(per_stage)
     print(f"bf16 matmul peak ({'given' if a.peak_gflops else 'measured, 4096^2'}): {peak / 1e9:.0f} GFLOP/s")
     print(f"{'group':18} {'TFLOP':>9} {'floor s':>9} {'measured s':>11} {'share of peak':>14}")
     for g, fl in sorted(groups.items(), key=lambda kv: -kv[1]):
@@ -166,9 +210,11 @@ def main() -> None:
         print(f"{g:18} {fl / 1e12:9.1f} {fl / peak:9.0f} {w if w else '':>11} {share:>14}")
     total, floor = sum(groups.values()), sum(groups.values()) / peak
     print(f"{'total':18} {total / 1e12:9.1f} {floor:9.0f}")
-    if wall:
-        w = sum(wall.values())
+    if per_stage:
+        w = sum(per_stage.values())
         print(f"stage bodies: {w:.0f} s = {w / floor:.2f}x the floor (the run's wall time adds DVC's per-stage cost)")
+        if a.per_stage:
+            print_stages(flops, per_stage, peak)
 
 
 if __name__ == "__main__":
