@@ -2,7 +2,7 @@
 
     python scripts/parallel_repro.py [--workers N] [--dry-run] [STAGE-PATTERN ...]
 
-Most of the study's models are too small to keep two cores busy (README "Time budget": 12-28% of the bf16
+Most of the study's models are too small to keep two cores busy (benchmarks/README.md: 12-28% of the bf16
 peak), so two stages at once with one thread each can finish sooner than `dvc repro` running them one at a
 time. `dvc repro` holds the repository's lock while it runs, so each worker runs a stage's own command (after
 removing its old outputs, as `dvc repro` does) and the finished stage is recorded with `dvc commit`, one at a
