@@ -17,6 +17,12 @@ current pipeline count (a log of an older pipeline may hold stages it no longer 
 bf16 peak measured when the logs were made, instead of measuring it now. ``--per-stage``: every stage's
 FLOPs, floor, measured seconds and share, the most seconds above its floor first. Attack and explain count each
 analysed model at its own architecture (read from where the pipeline writes it). Run it alone.
+
+The roofline floor beside it (``roofline.py``): each stage also has to move bytes, eager bf16 PyTorch's
+operator-by-operator traffic per image (counted on one training step of its architecture) under the same
+multipliers, over the measured copy bandwidth; a stage's roofline floor is the larger of its two floors. That is
+the floor an eager run can approach: the small models are bound by bandwidth, not by arithmetic.
+``--bandwidth-gbs``: the bandwidth measured with the logs, instead of measuring it now.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from __future__ import annotations
 import argparse
 import re
 import statistics
+import sys
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -59,7 +66,7 @@ def fwd(arch: str, **kw) -> float:
     return float(fc.get_total_flops())
 
 
-def training_flops(p: dict) -> tuple[dict[str, float], dict]:
+def training_flops(p: dict, fwd=fwd) -> tuple[dict[str, float], dict]:
     """FLOPs per training stage (DVC stage names) and the forward FLOPs of the shared architectures."""
     td = p["train_debiased"]
     conv = {"widths": list(td.convnet_widths), "context": td.convnet_context}
@@ -103,7 +110,7 @@ def training_flops(p: dict) -> tuple[dict[str, float], dict]:
     return out, f
 
 
-def backdoor_flops(p: dict) -> dict[str, float]:
+def backdoor_flops(p: dict, fwd=fwd) -> dict[str, float]:
     tb = p["train_backdoor"]
     unit = fwd("convnet", widths=list(tb.widths), context=2)
     out = {"train-backdoor-clean": tb.clean_epochs * 3 * N_TRAIN * unit}
@@ -118,7 +125,7 @@ def backdoor_flops(p: dict) -> dict[str, float]:
     return out
 
 
-def analysed_flops(path: str, p: dict) -> float:
+def analysed_flops(path: str, p: dict, fwd=fwd) -> float:
     """Forward FLOPs of an analysed model, from where the pipeline writes it: data/models/lazy.pt,
     data/models/debiased/<method>, data/models/backdoor/<run>.pt, data/models/attention/<run>.pt."""
     parts, stem = Path(path).parts, Path(path).stem
@@ -136,12 +143,12 @@ def analysed_flops(path: str, p: dict) -> float:
     raise SystemExit(f"floor.py: analysed_models path {path!r}: architecture unknown (add it to analysed_flops)")
 
 
-def analysis_flops(p: dict) -> dict[str, float]:
+def analysis_flops(p: dict, fwd=fwd) -> dict[str, float]:
     at, ex = p["attack"], p["explain"]
     out: dict[str, float] = {}
     n_sevens = 1028  # hard-test 7s in MNIST's test set
     for name, path in p["analysed_models"].items():
-        unit = analysed_flops(str(path), p)
+        unit = analysed_flops(str(path), p, fwd)
         rows = len(at.eps) * ((at.n_targeted or n_sevens) * len(at.targeted_splits) + at.n_untargeted)
         out[f"attack@{name}"] = unit * rows * (2 * (at.steps + 1) * at.restarts + 3)  # PGD + FGSM
         per_image = 2 * (5 + ex.smoothgrad_samples + ex.ig_steps) + 2 * ex.deletion_steps * 7
@@ -185,12 +192,22 @@ def by_group(per_stage: dict[str, float]) -> dict[str, float]:
     return out
 
 
-def print_stages(flops: dict[str, float], wall: dict[str, float], peak: float) -> None:
-    """Every stage with FLOPs, the most seconds above its floor first."""
-    print(f"\n{'stage':32} {'TFLOP':>8} {'floor s':>8} {'measured s':>11} {'share':>7} {'above floor s':>14}")
+def stage_bytes(p: dict) -> dict[str, float]:
+    """Bytes each stage must move in eager bf16 (``roofline.bytes_per_forward`` per image in place of forward
+    FLOPs, under the same multipliers): the numerator of the bandwidth floor."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))  # roofline.py lives beside this file
+    from roofline import bytes_per_forward, stream_bandwidth  # noqa: F401 (stream_bandwidth: main's)
+
+    train, _ = training_flops(p, bytes_per_forward)
+    return train | backdoor_flops(p, bytes_per_forward) | analysis_flops(p, bytes_per_forward)
+
+
+def print_stages(flops: dict[str, float], wall: dict[str, float], peak: float, floors: dict[str, float]) -> None:
+    """Every stage with FLOPs, the most seconds above its roofline floor first."""
+    print(f"\n{'stage':32} {'TFLOP':>8} {'floor s':>8} {'roofline s':>10} {'measured s':>11} {'above roofline s':>17}")
     rows = [(s, fl, wall[s]) for s, fl in flops.items() if s in wall]
-    for s, fl, w in sorted(rows, key=lambda r: r[1] / peak - r[2]):
-        print(f"{s:32} {fl / 1e12:8.2f} {fl / peak:8.1f} {w:11.1f} {100 * fl / peak / w:6.1f}% {w - fl / peak:14.1f}")
+    for s, fl, w in sorted(rows, key=lambda r: floors[r[0]] - r[2]):
+        print(f"{s:32} {fl / 1e12:8.2f} {fl / peak:8.1f} {floors[s]:10.1f} {w:11.1f} {w - floors[s]:17.1f}")
 
 
 def main() -> None:
@@ -198,28 +215,36 @@ def main() -> None:
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--log", action="append", default=[], help="repeatable: later logs override earlier ones")
     ap.add_argument("--peak-gflops", type=float, default=0.0, help="the bf16 peak measured with the logs")
+    ap.add_argument("--bandwidth-gbs", type=float, default=0.0, help="the copy bandwidth measured with the logs")
     ap.add_argument("--per-stage", action="store_true", help="also every stage, the most seconds above floor first")
     a = ap.parse_args()
     p = load(a.params)
     train, _ = training_flops(p)
     flops = train | backdoor_flops(p) | analysis_flops(p)
-    groups = by_group(flops)
+    moved = stage_bytes(p)
     peak = a.peak_gflops * 1e9 if a.peak_gflops else matmul_peak()
+    bw = a.bandwidth_gbs * 1e9 if a.bandwidth_gbs else sys.modules["roofline"].stream_bandwidth()
+    roof = {s: max(fl / peak, moved[s] / bw) for s, fl in flops.items()}  # each stage at its own bound
     per_stage = measured(a.log, pipeline_stages() if a.log else None)
     wall = by_group(per_stage)
-    print(f"bf16 matmul peak ({'given' if a.peak_gflops else 'measured, 4096^2'}): {peak / 1e9:.0f} GFLOP/s")
-    print(f"{'group':18} {'TFLOP':>9} {'floor s':>9} {'measured s':>11} {'share of peak':>14}")
+    print(f"bf16 matmul peak ({'given' if a.peak_gflops else 'measured, 4096^2'}): {peak / 1e9:.0f} GFLOP/s; ", end="")
+    print(f"copy bandwidth ({'given' if a.bandwidth_gbs else 'measured, 256 MiB'}): {bw / 1e9:.1f} GB/s")
+    head = ("group", "TFLOP", "floor s", "TB moved", "roofline s", "measured s", "share of peak", "of roofline")
+    print("{:18} {:>8} {:>8} {:>9} {:>11} {:>11} {:>14} {:>12}".format(*head))
+    groups, gbytes, groof = by_group(flops), by_group(moved), by_group(roof)
     for g, fl in sorted(groups.items(), key=lambda kv: -kv[1]):
         w = wall.get(g)
-        share = f"{100 * fl / peak / w:13.1f}%" if w else ""
-        print(f"{g:18} {fl / 1e12:9.1f} {fl / peak:9.0f} {f'{w:.0f}' if w else '':>11} {share:>14}")
-    total, floor = sum(groups.values()), sum(groups.values()) / peak
-    print(f"{'total':18} {total / 1e12:9.1f} {floor:9.0f}")
+        shares = f"{100 * fl / peak / w:13.1f}% {100 * groof[g] / w:11.1f}%" if w else ""
+        print(f"{g:18} {fl / 1e12:8.1f} {fl / peak:8.0f} {gbytes[g] / 1e12:9.2f} {groof[g]:11.0f} ", end="")
+        print(f"{f'{w:.0f}' if w else '':>11} {shares}")
+    total, floor, roofline = sum(groups.values()), sum(groups.values()) / peak, sum(roof.values())
+    print(f"{'total':18} {total / 1e12:8.1f} {floor:8.0f} {sum(moved.values()) / 1e12:9.2f} {roofline:11.0f}")
     if per_stage:
         w = sum(per_stage.values())
-        print(f"stage bodies: {w:.0f} s = {w / floor:.2f}x the floor (the run's wall time adds DVC's per-stage cost)")
+        print(f"stage bodies: {w:.0f} s = {w / floor:.2f}x the arithmetic floor, {w / roofline:.2f}x the roofline one")
+        print("(the run's wall time adds DVC's per-stage cost)")
         if a.per_stage:
-            print_stages(flops, per_stage, peak)
+            print_stages(flops, per_stage, peak, roof)
 
 
 if __name__ == "__main__":

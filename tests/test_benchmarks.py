@@ -14,7 +14,11 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_bench_models_runs_every_family(tmp_path):
     out = tmp_path / "bench.json"
     subprocess.run(
-        [sys.executable, "benchmarks/bench_models.py", "--batch", "8", "--steps", "1", "--json", str(out)],
+        [
+            sys.executable,
+            "benchmarks/bench_models.py",
+            *("--batch", "8", "--steps", "1", "--peak-size", "256", "--bandwidth-mib", "8", "--json", str(out)),
+        ],
         cwd=ROOT,
         check=True,
         capture_output=True,
@@ -25,6 +29,25 @@ def test_bench_models_runs_every_family(tmp_path):
     for family in ("lazy", "shape_cnn", "ViT", "MLP"):
         assert family in families
     assert all(r["bf16_images_per_s"] > 0 and r["fp32_images_per_s"] > 0 for r in rows)
+    # bf16 activations are half the bytes of fp32 ones: a convolutional step moves less per image
+    conv = next(r for r in rows if r["family"] == "two_conv")
+    assert 0 < conv["bf16_mb_per_image"] < conv["fp32_mb_per_image"]
+    assert all(r[f"{p}_bound"] in ("arithmetic", "bandwidth") for r in rows for p in ("bf16", "fp32"))
+
+
+def test_traffic_counts_what_each_operator_reads_and_writes():
+    import torch
+
+    roofline = _load_benchmark("roofline")
+    x = torch.ones(1000)  # 4,000 bytes
+    assert roofline.count_traffic(lambda: torch.relu(x)).total == 8000  # read x, write the result
+    assert roofline.count_traffic(lambda: x.view(10, 100).t()).total == 0  # views move nothing
+    assert roofline.count_traffic(lambda: torch.empty(1000)).total == 0  # nor do unfilled allocations
+    assert roofline.count_traffic(lambda: torch.zeros(1000)).total == 4000  # a fill writes
+    w = torch.ones(1000, 10, requires_grad=True)  # 40,000 bytes
+    mode = roofline.count_traffic(lambda: (x @ w).sum().backward())
+    assert mode.by_op["mm"] >= 4000 + 40000 + 40  # the forward product, and the backward reads w's input again
+    assert roofline.stream_bandwidth(mib=4, reps=1, trials=1) > 0
 
 
 def _load_benchmark(name):

@@ -69,3 +69,17 @@ def test_log_read_under_dvc_stage_names(floor, tmp_path):
         "train-attention": 5.0,
         "train-debiased": 250.0,
     }
+
+
+def test_bandwidth_floor_counts_the_same_stages(floor, flops):
+    """Every stage with FLOPs also has bytes to move. The small models move more bytes per FLOP than the
+    width-1.0 shape CNN (which is why they are bandwidth-bound)."""
+    moved = floor.stage_bytes(load(ROOT / "params.yaml"))
+    assert set(moved) == set(flops)
+    assert all(v > 0 for v in moved.values())
+
+    def intensity(stage):  # FLOP per byte
+        return flops[stage] / moved[stage]
+
+    assert intensity("train-debiased@shape_cnn") > 4 * intensity("train-debiased@focal")
+    assert intensity("train-debiased@shape_cnn") > 4 * intensity("train-lazy")
