@@ -10,8 +10,8 @@ with 16-32 channels, a ReLU or a max-pool that traffic takes longer than the ari
   per operator, at its full size: a lower bound on what eager execution streams (a kernel that reads its
   input twice, or caches that spill, only add to it), and an upper bound only where a whole step's tensors
   stay in cache.
-- :func:`stream_bandwidth` is the machine's measured memory bandwidth: ``dst.copy_(src)`` on buffers of
-  ``mib`` MiB (bytes read + bytes written per second), the median of several trials after a warm-up.
+- :func:`stream_bandwidth` is the machine's measured memory bandwidth in the same bytes: the fastest of three
+  streaming operators (a copy, an in-place scale, an add) on buffers of ``mib`` MiB, beyond the caches.
 
 The bandwidth floor of a training step is its counted bytes over that bandwidth; the roofline floor is the
 larger of it and the arithmetic floor. ``bench_models.py`` prints both for every model family; ``floor.py``
@@ -37,6 +37,8 @@ from shortcutlab.runtime import resolve
 
 # allocations whose contents are not written (an empty tensor, a fresh storage): no traffic
 NO_TRAFFIC = {"empty", "empty_like", "empty_strided", "new_empty", "new_empty_strided", "set_", "resize_"}
+# in-place operators that overwrite their destination without reading it
+WRITE_ONLY = {"copy_", "fill_", "zero_", "uniform_", "normal_", "random_", "bernoulli_", "exponential_"}
 
 
 def _bytes(t: torch.Tensor) -> int:
@@ -44,7 +46,11 @@ def _bytes(t: torch.Tensor) -> int:
 
 
 class TrafficMode(TorchDispatchMode):
-    """Counts the bytes every operator reads and writes (``total``, and ``by_op`` per ATen operator name)."""
+    """Counts the bytes every operator reads and writes (``total``, and ``by_op`` per ATen operator name).
+
+    Reads: each distinct input tensor once (``x + x`` reads ``x`` once), not an ``out=`` tensor, nor the
+    destination of a write-only operator (``copy_``, ``fill_``, ``zero_``). Writes: each distinct output once;
+    an in-place operator (``mul_``) reads and writes its tensor."""
 
     def __init__(self):
         super().__init__()
@@ -57,10 +63,19 @@ class TrafficMode(TorchDispatchMode):
         name = func.overloadpacket.__name__
         if func.is_view or name in NO_TRAFFIC:
             return out
-        moved = sum(_bytes(t) for t in tree_leaves((args, kwargs, out)) if isinstance(t, torch.Tensor))
+        written = _distinct(tree_leaves(out))
+        skip = set(written) if name in WRITE_ONLY else set()
+        skip |= set(_distinct(tree_leaves(kwargs.get("out"))))
+        read = _distinct(tree_leaves((args, {k: v for k, v in kwargs.items() if k != "out"})))
+        moved = sum(v for k, v in read.items() if k not in skip) + sum(written.values())
         self.total += moved
         self.by_op[name] += moved
         return out
+
+
+def _distinct(leaves) -> dict[tuple, int]:
+    """Bytes of each distinct tensor among ``leaves``, keyed by where its data lies."""
+    return {(t.data_ptr(), _bytes(t)): _bytes(t) for t in leaves if isinstance(t, torch.Tensor)}
 
 
 def count_traffic(fn) -> TrafficMode:
@@ -71,17 +86,28 @@ def count_traffic(fn) -> TrafficMode:
 
 
 def stream_bandwidth(mib: int = 256, reps: int = 5, trials: int = 7) -> float:
-    """Bytes per second of ``dst.copy_(src)`` on two ``mib``-MiB buffers (read + write counted), the median of
-    ``trials`` timings of ``reps`` copies after a warm-up trial."""
-    src = torch.ones(mib << 20, dtype=torch.uint8)
-    dst = torch.zeros_like(src)
-    rates = []
-    for _ in range(trials + 1):
-        t0 = time.perf_counter()
-        for _ in range(reps):
-            dst.copy_(src)
-        rates.append(2 * src.numel() * reps / (time.perf_counter() - t0))
-    return statistics.median(rates[1:])
+    """The fastest rate, in the bytes :class:`TrafficMode` counts, at which a streaming operator runs through a
+    ``mib``-MiB float32 buffer: the best of a copy (``dst.copy_(src)``: reads src, writes dst), an in-place scale
+    (``x.mul_(1)``: reads and writes x) and an add into a third buffer (``torch.add(a, b, out=c)``), each the
+    median of ``trials`` timings of ``reps`` calls after a warm-up trial. The best one makes the floor a floor:
+    no operator moves counted bytes faster than the fastest of these."""
+    a = torch.ones(mib << 18)
+    b, c = torch.ones_like(a), torch.zeros_like(a)
+    kernels = {
+        "copy": (lambda: c.copy_(a), 2),
+        "scale": (lambda: a.mul_(1.0), 2),
+        "add": (lambda: torch.add(a, b, out=c), 3),
+    }
+    best = 0.0
+    for fn, streams in kernels.values():
+        rates = []
+        for _ in range(trials + 1):
+            t0 = time.perf_counter()
+            for _ in range(reps):
+                fn()
+            rates.append(streams * a.numel() * 4 * reps / (time.perf_counter() - t0))
+        best = max(best, statistics.median(rates[1:]))
+    return best
 
 
 def train_step(model, rt, batch: int):

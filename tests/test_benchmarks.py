@@ -44,10 +44,36 @@ def test_traffic_counts_what_each_operator_reads_and_writes():
     assert roofline.count_traffic(lambda: x.view(10, 100).t()).total == 0  # views move nothing
     assert roofline.count_traffic(lambda: torch.empty(1000)).total == 0  # nor do unfilled allocations
     assert roofline.count_traffic(lambda: torch.zeros(1000)).total == 4000  # a fill writes
+    y = torch.empty(1000)
+    assert roofline.count_traffic(lambda: torch.add(x, x)).total == 8000  # x is read once
+    assert roofline.count_traffic(lambda: torch.add(x, 1, out=y)).total == 8000  # an out= tensor is not read
+    assert roofline.count_traffic(lambda: y.copy_(x)).total == 8000  # nor a copy's destination
+    assert roofline.count_traffic(lambda: y.mul_(2)).total == 8000  # in place: read and written
     w = torch.ones(1000, 10, requires_grad=True)  # 40,000 bytes
     mode = roofline.count_traffic(lambda: (x @ w).sum().backward())
     assert mode.by_op["mm"] >= 4000 + 40000 + 40  # the forward product, and the backward reads w's input again
     assert roofline.stream_bandwidth(mib=4, reps=1, trials=1) > 0
+
+
+def test_no_streaming_operator_beats_the_measured_bandwidth():
+    """The bandwidth floor is a floor: an elementwise operator's counted bytes over its time stay below
+    ``stream_bandwidth`` (measured on 64 MiB buffers here, the same size as the operator's)."""
+    import time
+
+    import torch
+
+    roofline = _load_benchmark("roofline")
+    bw = roofline.stream_bandwidth(mib=64, reps=2, trials=3)
+    x = torch.rand(16 << 20)
+    mode = roofline.count_traffic(lambda: torch.relu(x))
+    best = min(_timed(lambda: torch.relu(x), time) for _ in range(3))
+    assert mode.total / best < 1.5 * bw  # margin: timer noise on a shared CI machine
+
+
+def _timed(fn, time):
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
 
 
 def _load_benchmark(name):
