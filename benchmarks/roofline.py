@@ -14,7 +14,9 @@ with 16-32 channels, a ReLU or a max-pool that traffic takes longer than the ari
   streaming operators (a copy, an in-place scale, an add) on buffers of ``mib`` MiB, beyond the caches.
 
 The bandwidth floor of a training step is its counted bytes over that bandwidth; the roofline floor is the
-larger of it and the arithmetic floor. ``bench_models.py`` prints both for every model family; ``floor.py``
+larger of it and the arithmetic floor. ``python benchmarks/roofline.py`` checks the counter against the clock:
+streaming operators on buffers beyond the caches, their counted bytes per second as a share of the bandwidth
+(a floor only holds if none exceeds 1). ``bench_models.py`` prints both for every model family; ``floor.py``
 adds up both floors over the pipeline's stages (:func:`bytes_per_forward`).
 """
 
@@ -144,3 +146,37 @@ def bytes_per_forward(arch: str, batch: int = 256, **kw) -> float:
     ``floor.py``'s multipliers turn it into a stage's bytes as they turn forward FLOPs into its FLOPs."""
     key = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in kw.items()))
     return _bytes_per_forward(arch, key, batch)
+
+
+def check(mib: int = 256) -> None:
+    """Print each streaming operator's counted bytes per second as a share of :func:`stream_bandwidth`."""
+    bw = stream_bandwidth(mib)
+    x = torch.randn(mib << 18)
+    y, xb = torch.empty_like(x), x.bfloat16()
+    ops = {
+        "relu": lambda: torch.relu(x),
+        "add x + x, out=": lambda: torch.add(x, x, out=y),
+        "in-place scale": lambda: y.mul_(1.0),
+        "copy_": lambda: y.copy_(x),
+        "where(x > 0, x, y)": lambda: torch.where(x > 0, x, y),
+        "bf16 relu": lambda: torch.relu(xb),
+        "to bf16": lambda: x.to(torch.bfloat16),
+        "sum": lambda: x.sum(),
+    }
+    print(f"streaming bandwidth ({mib} MiB buffers): {bw / 1e9:.1f} GB/s")
+    for name, fn in ops.items():
+        moved, times = count_traffic(fn).total, []
+        for _ in range(7):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        rate = moved / statistics.median(times)
+        print(f"{name:20} {moved / 2**20:6.0f} MiB counted  {rate / 1e9:5.1f} GB/s = {rate / bw:.2f} of the bandwidth")
+
+
+if __name__ == "__main__":
+    import argparse
+
+    ap = argparse.ArgumentParser(description="check the traffic counter against the clock (run it alone)")
+    ap.add_argument("--mib", type=int, default=256)
+    check(ap.parse_args().mib)

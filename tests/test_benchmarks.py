@@ -55,25 +55,10 @@ def test_traffic_counts_what_each_operator_reads_and_writes():
     assert roofline.stream_bandwidth(mib=4, reps=1, trials=1) > 0
 
 
-def test_no_streaming_operator_beats_the_measured_bandwidth():
-    """The bandwidth floor is a floor: an elementwise operator's counted bytes over its time stay below
-    ``stream_bandwidth`` (measured on 64 MiB buffers here, the same size as the operator's)."""
-    import time
-
-    import torch
-
-    roofline = _load_benchmark("roofline")
-    bw = roofline.stream_bandwidth(mib=64, reps=2, trials=3)
-    x = torch.rand(16 << 20)
-    mode = roofline.count_traffic(lambda: torch.relu(x))
-    best = min(_timed(lambda: torch.relu(x), time) for _ in range(3))
-    assert mode.total / best < 1.5 * bw  # margin: timer noise on a shared CI machine
-
-
-def _timed(fn, time):
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
+def test_roofline_check_runs(capsys):
+    """The counter-against-the-clock check prints a share for each streaming operator (smoke run, not timed)."""
+    _load_benchmark("roofline").check(mib=4)
+    assert capsys.readouterr().out.count("of the bandwidth") == 8
 
 
 def _load_benchmark(name):
@@ -100,6 +85,9 @@ def test_study_rebuild_reads_our_digits_through_torchvision(tmp_path):
     assert len(mnist) == 7
     assert np.array_equal(np.asarray(mnist[3][0]), gray[3]) and mnist[3][1] == 3
     palette = [[1.0, 0.0, 0.0]] * 10  # every color red: only the red channel carries the digit
+    # the study's Dataset draws from Python's global random state: seeded here, or whatever ran before decides
+    # whether this draw takes the 5% branch, which needs a second color (a one-color palette has none)
+    bench.random.seed(0)
     x, y = bench.StudyBiasedMNIST(mnist, palette)[3]
     assert x.shape == (3, 28, 28) and y == 3
     digit = gray[3].astype("float32") / 255
