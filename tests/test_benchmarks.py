@@ -55,6 +55,12 @@ def test_traffic_counts_what_each_operator_reads_and_writes():
     assert roofline.stream_bandwidth(mib=4, reps=1, trials=1) > 0
 
 
+def test_exact_maxpool_rewrites_match_pytorch_byte_for_byte():
+    """bench_maxpool.py's two rewrites give PyTorch's pooled values and gradients exactly (ties included)."""
+    out = _load_benchmark("bench_maxpool").main(batch=4, channels=3, size=8, repeat=1)
+    assert all(r["same_bytes"] for r in out.values())
+
+
 def test_roofline_check_runs(capsys):
     """The counter-against-the-clock check prints a share for each streaming operator (smoke run, not timed)."""
     _load_benchmark("roofline").check(mib=4)
