@@ -5,7 +5,7 @@ images/s (one Adam step = forward + backward, synthetic uint8 batch converted as
 FLOP/s (3 x forward FLOPs x images/s) and its share of this machine's measured matmul peak in bf16 and fp32
 (``floor.matmul_peak``: square 4096 matmuls, the median of nine trials after a warm-up). Then the memory side
 (``roofline.py``): the bytes one training step's operators read and write per image, counted as eager PyTorch
-runs them, over the measured copy bandwidth; the roofline rate is the lower of the arithmetic and the bandwidth
+runs them, over the measured streaming bandwidth; the roofline rate is the lower of the arithmetic and the bandwidth
 rates, and the last column is the measured rate's share of it. Run it alone: two torch processes at once slow
 each other down.
 
@@ -88,7 +88,7 @@ if __name__ == "__main__":
     bw = stream_bandwidth(args.bandwidth_mib)
     print(
         f"matmul peak: bf16 {peaks['bf16'] / 1e9:.0f} GFLOP/s, fp32 {peaks['fp32'] / 1e9:.0f} GFLOP/s; "
-        f"copy bandwidth {bw / 1e9:.1f} GB/s"
+        f"streaming bandwidth {bw / 1e9:.1f} GB/s"
     )
     rows = []
     for name, (arch, kw) in FAMILIES.items():

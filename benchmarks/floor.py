@@ -15,12 +15,13 @@ What this leaves out (small next to training): HSIC, SAE training, dataset gener
 measured seconds and achieved share of the peak, and the run's ratio to its floor. Only the stages of the
 current pipeline count (a log of an older pipeline may hold stages it no longer has). ``--peak-gflops``: the
 bf16 peak measured when the logs were made, instead of measuring it now. ``--per-stage``: every stage's
-FLOPs, floor, measured seconds and share, the most seconds above its floor first. Attack and explain count each
-analysed model at its own architecture (read from where the pipeline writes it). Run it alone.
+FLOPs, arithmetic and roofline floors and measured seconds, the most seconds above its roofline floor first.
+Attack and explain count each analysed model at its own architecture (read from where the pipeline writes it).
+Run it alone.
 
 The roofline floor beside it (``roofline.py``): each stage also has to move bytes, eager bf16 PyTorch's
 operator-by-operator traffic per image (counted on one training step of its architecture) under the same
-multipliers, over the measured copy bandwidth; a stage's roofline floor is the larger of its two floors. That is
+multipliers, over the measured streaming bandwidth; a stage's roofline floor is the larger of its two floors. That is
 the floor an eager run can approach: the small models are bound by bandwidth, not by arithmetic.
 ``--bandwidth-gbs``: the bandwidth measured with the logs, instead of measuring it now.
 """
@@ -37,6 +38,9 @@ from pathlib import Path
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # roofline.py lives beside this file
+from roofline import bytes_per_forward, stream_bandwidth  # noqa: E402
 
 from shortcutlab.debias import METHODS, arch_kwargs
 from shortcutlab.models import build
@@ -195,9 +199,6 @@ def by_group(per_stage: dict[str, float]) -> dict[str, float]:
 def stage_bytes(p: dict) -> dict[str, float]:
     """Bytes each stage must move in eager bf16 (``roofline.bytes_per_forward`` per image in place of forward
     FLOPs, under the same multipliers): the numerator of the bandwidth floor."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent))  # roofline.py lives beside this file
-    from roofline import bytes_per_forward, stream_bandwidth  # noqa: F401 (stream_bandwidth: main's)
-
     train, _ = training_flops(p, bytes_per_forward)
     return train | backdoor_flops(p, bytes_per_forward) | analysis_flops(p, bytes_per_forward)
 
@@ -215,7 +216,7 @@ def main() -> None:
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--log", action="append", default=[], help="repeatable: later logs override earlier ones")
     ap.add_argument("--peak-gflops", type=float, default=0.0, help="the bf16 peak measured with the logs")
-    ap.add_argument("--bandwidth-gbs", type=float, default=0.0, help="the copy bandwidth measured with the logs")
+    ap.add_argument("--bandwidth-gbs", type=float, default=0.0, help="the streaming bandwidth measured with the logs")
     ap.add_argument("--per-stage", action="store_true", help="also every stage, the most seconds above floor first")
     a = ap.parse_args()
     p = load(a.params)
@@ -223,12 +224,12 @@ def main() -> None:
     flops = train | backdoor_flops(p) | analysis_flops(p)
     moved = stage_bytes(p)
     peak = a.peak_gflops * 1e9 if a.peak_gflops else matmul_peak()
-    bw = a.bandwidth_gbs * 1e9 if a.bandwidth_gbs else sys.modules["roofline"].stream_bandwidth()
+    bw = a.bandwidth_gbs * 1e9 if a.bandwidth_gbs else stream_bandwidth()
     roof = {s: max(fl / peak, moved[s] / bw) for s, fl in flops.items()}  # each stage at its own bound
     per_stage = measured(a.log, pipeline_stages() if a.log else None)
     wall = by_group(per_stage)
     print(f"bf16 matmul peak ({'given' if a.peak_gflops else 'measured, 4096^2'}): {peak / 1e9:.0f} GFLOP/s; ", end="")
-    print(f"copy bandwidth ({'given' if a.bandwidth_gbs else 'measured, 256 MiB'}): {bw / 1e9:.1f} GB/s")
+    print(f"streaming bandwidth ({'given' if a.bandwidth_gbs else 'measured, 256 MiB'}): {bw / 1e9:.1f} GB/s")
     head = ("group", "TFLOP", "floor s", "TB moved", "roofline s", "measured s", "share of peak", "of roofline")
     print("{:18} {:>8} {:>8} {:>9} {:>11} {:>11} {:>14} {:>12}".format(*head))
     groups, gbytes, groof = by_group(flops), by_group(moved), by_group(roof)
