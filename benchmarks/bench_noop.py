@@ -77,9 +77,13 @@ def patched_seconds(level: int) -> float:
 
 
 def shape() -> dict:
-    lock = Path("dvc.lock").read_text().splitlines()
-    status = subprocess.run(["dvc", "stage", "list", "--name-only"], capture_output=True, text=True).stdout
-    return {"stages": len(status.split()), "dvc.lock lines": len(lock)}
+    locks = [p for p in [Path("dvc.lock"), *Path("pipelines").glob("*/dvc.lock")] if p.exists()]
+    status = subprocess.run(["dvc", "stage", "list", "--all", "--name-only"], capture_output=True, text=True).stdout
+    return {
+        "stages": len(status.split()),
+        "dvc.lock files": len(locks),
+        "dvc.lock lines": sum(len(p.read_text().splitlines()) for p in locks),
+    }
 
 
 def main() -> None:

@@ -168,10 +168,11 @@ def group(stage: str) -> str:
 
 
 def pipeline_stages() -> set[str]:
+    """Every stage's name, whichever dvc.yaml defines it (the names stages print: "<name>: done in ...")."""
     from dvc.repo import Repo
 
     with Repo(".") as repo:
-        return {st.addressing for st in repo.index.stages}
+        return {st.name for st in repo.index.stages}
 
 
 def measured(logs: list[str], stages: set[str] | None = None) -> dict[str, float]:

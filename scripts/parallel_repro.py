@@ -63,7 +63,7 @@ def plan(
             downstream.setdefault(u, set()).add(s)
     todo, stack = set(), [s for s in changed if s not in frozen]
     if only is not None:
-        todo, stack = {s for s in stack if any(fnmatch.fnmatchcase(s, p) for p in only)}, []
+        todo, stack = {s for s in stack if matches(s, only)}, []
     while stack:
         s = stack.pop()
         if s not in todo:
@@ -77,6 +77,13 @@ def plan(
         return depth[s]
 
     return sorted(todo, key=lambda s: (-chain(s), s))
+
+
+def matches(stage: str, patterns: list[str]) -> bool:
+    """Whether a stage, as DVC addresses it (``pipelines/<family>/dvc.yaml:<name>`` outside the root dvc.yaml),
+    matches one of the shell patterns, by that address or by its bare name."""
+    name = stage.rpartition(":")[2]
+    return any(fnmatch.fnmatchcase(stage, p) or fnmatch.fnmatchcase(name, p) for p in patterns)
 
 
 class Scheduler:
@@ -122,7 +129,7 @@ def remove_outs(paths: list[str]) -> None:
 def worker(sched: Scheduler, stages: dict, changed: set[str], commit: threading.Lock, logs: Path) -> None:
     env = os.environ | {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     while (name := sched.take()) is not None:
-        cmd, outs = stages[name]
+        cmd, outs, wdir = stages[name]
         t0 = time.perf_counter()
         if name not in changed:  # queued only as downstream of a changed stage: now, after it, has it changed?
             with commit:
@@ -134,7 +141,7 @@ def worker(sched: Scheduler, stages: dict, changed: set[str], commit: threading.
         remove_outs(outs)
         log = logs / f"{name.replace('/', '_')}.log"
         with open(log, "w") as f:
-            rc = subprocess.run(cmd, shell=True, stdout=f, stderr=subprocess.STDOUT, env=env).returncode
+            rc = subprocess.run(cmd, shell=True, cwd=wdir, stdout=f, stderr=subprocess.STDOUT, env=env).returncode
         if rc == 0:
             with commit:
                 rc = subprocess.run(["dvc", "commit", "-f", "-q", name]).returncode
@@ -144,7 +151,8 @@ def worker(sched: Scheduler, stages: dict, changed: set[str], commit: threading.
 
 
 def load_pipeline() -> tuple[dict[str, set[str]], set[str], frozenset[str], dict]:
-    """(upstream map, changed stages, frozen stages, name -> (cmd, non-persistent out paths)) from DVC."""
+    """(upstream map, changed stages, frozen stages, name -> (cmd, non-persistent out paths, working directory))
+    from DVC, over every dvc.yaml of the repository (names as DVC addresses them)."""
     from dvc.repo import Repo
 
     with Repo(".") as repo:
@@ -152,7 +160,7 @@ def load_pipeline() -> tuple[dict[str, set[str]], set[str], frozenset[str], dict
         stages = [s for s in graph.nodes if getattr(s, "cmd", None)]
         upstream = {s.addressing: {u.addressing for u in graph.successors(s) if u in stages} for s in stages}
         frozen = frozenset(s.addressing for s in stages if s.frozen)
-        cmds = {s.addressing: (s.cmd, [o.fs_path for o in s.outs if not o.persist]) for s in stages}
+        cmds = {s.addressing: (s.cmd, [o.fs_path for o in s.outs if not o.persist], s.wdir) for s in stages}
         changed = set(repo.status()) & set(upstream)
     return upstream, changed, frozen, cmds
 
@@ -192,7 +200,7 @@ def main() -> None:
     check_args(args)
     check_threads()
     upstream, changed, frozen, cmds = load_pipeline()
-    unknown = [p for p in args.stages if not any(fnmatch.fnmatchcase(s, p) for s in upstream)]
+    unknown = [p for p in args.stages if not any(matches(s, [p]) for s in upstream)]
     if unknown:
         sys.exit(f"no stage in dvc.yaml matches {', '.join(map(repr, unknown))}")
     order = plan(upstream, changed, frozen, args.stages or None)

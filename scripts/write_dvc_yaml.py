@@ -1,7 +1,7 @@
-"""Regenerate dvc.yaml's per-stage code deps from what each stage script imports (transitively), so a stage
-reruns exactly when code it runs changes. `python scripts/write_dvc_yaml.py --check` exits 1 if dvc.yaml is
-stale (tests/test_dvc_deps.py checks the same). Everything else in dvc.yaml is hand-written: this script only
-rewrites the lines between `# deps: <script>` markers."""
+"""Regenerate the per-stage code deps of every dvc.yaml (the root's and pipelines/*/dvc.yaml) from what each stage
+script imports (transitively), so a stage reruns exactly when code it runs changes. `python
+scripts/write_dvc_yaml.py --check` exits 1 if one is stale (tests/test_dvc_deps.py checks the same). Everything
+else in those files is hand-written: this script only rewrites the lines between `# deps: <script>` markers."""
 
 from __future__ import annotations
 
@@ -42,10 +42,20 @@ def render(text: str) -> str:
     return re.sub(r"( +)# deps: (\S+)\n(?:\1- src/shortcutlab/\S+\n|\1- stages/\S+\n)*", repl, text)
 
 
+def dvc_files(root: Path = ROOT) -> list[Path]:
+    """The pipeline's dvc.yaml files: the root's (the spine: params check, data, lazy model, evaluate) and one
+    per stage family under pipelines/ (their stages run in the root: ``wdir: ../..``)."""
+    return [root / "dvc.yaml", *sorted(root.glob("pipelines/*/dvc.yaml"))]
+
+
 if __name__ == "__main__":
-    path = ROOT / "dvc.yaml"
-    old = path.read_text()
-    new = render(old)
-    if "--check" in sys.argv:
-        sys.exit(0 if new == old else "dvc.yaml: code deps are stale: run python scripts/write_dvc_yaml.py")
-    path.write_text(new)
+    stale = []
+    for path in dvc_files():
+        old = path.read_text()
+        new = render(old)
+        if new != old:
+            stale.append(str(path.relative_to(ROOT)))
+            if "--check" not in sys.argv:
+                path.write_text(new)
+    if stale and "--check" in sys.argv:
+        sys.exit(f"{', '.join(stale)}: code deps are stale: run python scripts/write_dvc_yaml.py")

@@ -97,13 +97,19 @@ def copy_repo(dest: Path) -> Path:
     for f in files:
         if not f or not (ROOT / f).is_file():
             continue
-        if f.startswith(("data/", "plots/")) or f in ("dvc.lock",) or f.startswith("metrics/"):
+        if f.startswith(("data/", "plots/", "metrics/")) or f == "dvc.lock" or f.endswith("/dvc.lock"):
             continue  # start from scratch: no outputs of an earlier run
         (dest / f).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / f, dest / f)
     env = {**os.environ, **GIT_ENV}
     subprocess.run(["git", "init", "-q", "-b", "main"], cwd=dest, check=True, env=env)
     return dest
+
+
+def lock_entries(repo: Path) -> dict:
+    """Every stage's dvc.lock entry, from the root's lock and each family's (pipelines/*/dvc.lock)."""
+    locks = [repo / "dvc.lock", *sorted(repo.glob("pipelines/*/dvc.lock"))]
+    return {k: v for p in locks if p.exists() for k, v in (yaml.safe_load(p.read_text())["stages"] or {}).items()}
 
 
 def write_params(repo: Path, overrides: dict) -> None:

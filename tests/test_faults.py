@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import ROOT, restore, run
+from conftest import ROOT, lock_entries, restore, run
 
 from shortcutlab.errors import ArtifactError
 from shortcutlab.io import load_state, read_npz, save_state, write_npz
@@ -150,9 +150,7 @@ def set_params(repo: Path, text_edit) -> None:
 @pytest_slow
 def test_diverged_model_is_not_published(repo):
     def locked():  # every stage's lock entry but check-params' (the params are valid: it passes and records them)
-        return {
-            k: v for k, v in yaml.safe_load((repo / "dvc.lock").read_text())["stages"].items() if k != "check-params"
-        }
+        return {k: v for k, v in lock_entries(repo).items() if k != "check-params"}
 
     lock, report = locked(), (repo / "REPORT.md").read_text()
     p = yaml.safe_load((repo / "params.yaml").read_text())
@@ -183,7 +181,7 @@ def test_bit_flipped_checkpoint_stops_the_stage(repo):
     )
     assert proc.returncode == 2, proc.stderr
     assert "data/models/lazy.pt: corrupt" in proc.stderr and "dvc checkout" in proc.stderr
-    proc = run(["dvc", "repro", "-s", "attack@lazy"], repo, check=False)
+    proc = run(["dvc", "repro", "-s", "pipelines/attack/dvc.yaml:attack@lazy"], repo, check=False)
     assert proc.returncode != 0  # dvc sees a changed dep, reruns the stage, and the stage refuses the file
 
 

@@ -8,10 +8,10 @@ Mappings merge key by key. To keep *only* the preset's entries of a mapping (few
 models), list its dotted key under the preset's top-level ``replace:`` (``replace`` itself is not a params
 key): the entries the preset does not name are deleted, the others merged, so their comments stay.
 
-After the merge, ``dvc.lock`` loses the entries of stages that no longer exist (``prune_lock``): DVC keeps them
-and rewrites the whole lock after every stage it runs, so with `quick` (45 of the default's 89 stages) the stale
-half of the lock cost every stage of the run about a second. ``git checkout params.yaml dvc.lock`` returns to
-where you were."""
+After the merge, every ``dvc.lock`` (the root's and ``pipelines/*/dvc.lock``) loses the entries of stages that no
+longer exist (``prune_locks``): DVC keeps them and rewrites the whole lock after every stage it runs, so stale
+entries cost every stage of a run time. ``git checkout params.yaml dvc.lock pipelines`` returns to where you
+were."""
 
 from __future__ import annotations
 
@@ -105,12 +105,27 @@ def prune_lock(stages: set[str], lock: str | Path = "dvc.lock") -> list[str]:
     return stale
 
 
-def pipeline_stages(root: str | Path = ".") -> set[str]:
-    """The names of the stages ``dvc.yaml`` defines with the current ``params.yaml`` (foreach expanded)."""
+def pipeline_stages(root: str | Path = ".") -> dict[Path, set[str]]:
+    """Each ``dvc.yaml`` of the pipeline (the root's and ``pipelines/*/dvc.yaml``, absolute paths) -> the names of
+    the stages it defines with the current ``params.yaml`` (foreach expanded; a file whose lists are empty: none)."""
     from dvc.repo import Repo
 
+    root = Path(root).resolve()
+    files: dict[Path, set[str]] = {p: set() for p in [root / "dvc.yaml", *root.glob("pipelines/*/dvc.yaml")]}
     with Repo(str(root)) as repo:
-        return {s.addressing for s in repo.index.stages}
+        for s in repo.index.stages:
+            files.setdefault(Path(s.dvcfile.path).resolve(), set()).add(s.name)
+    return files
+
+
+def prune_locks(root: str | Path = ".") -> list[str]:
+    """:func:`prune_lock` on the ``dvc.lock`` beside every ``dvc.yaml``; the dropped stages as DVC addresses them."""
+    root = Path(root).resolve()
+    dropped = []
+    for spec, names in pipeline_stages(root).items():
+        prefix = "" if spec.parent == root else f"{spec.relative_to(root)}:"
+        dropped += [prefix + n for n in prune_lock(names, spec.with_suffix(".lock"))]
+    return dropped
 
 
 if __name__ == "__main__":
@@ -118,8 +133,8 @@ if __name__ == "__main__":
         sys.exit("usage: python -m shortcutlab.preset NAME")
     try:
         apply(sys.argv[1])
-        dropped = prune_lock(pipeline_stages())
+        dropped = prune_locks()
     except ParamsError as e:
         sys.exit(f"preset: {e}")
     if dropped:
-        print(f"dvc.lock: dropped {len(dropped)} entries of stages this preset does not run")
+        print(f"dvc.lock files: dropped the entries of {len(dropped)} stages this preset does not run")
