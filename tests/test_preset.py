@@ -5,7 +5,7 @@ import pytest
 import yaml
 
 from shortcutlab.params import ParamsError, load
-from shortcutlab.preset import apply, prune_lock
+from shortcutlab.preset import apply, prune_lock, prune_locks
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -116,6 +116,31 @@ def test_prune_lock_drops_only_stages_that_no_longer_exist(tmp_path):
     bad.write_text("- a list, not a lock\n")
     with pytest.raises(ParamsError, match="bad.lock"):
         prune_lock({"x"}, bad)
+
+
+def test_prune_locks_covers_every_family_file(tmp_path):
+    """The root lock and each pipelines/<family>/dvc.lock lose the entries their own dvc.yaml no longer defines
+    (a family whose list a preset empties loses all of them); names come back as DVC addresses them."""
+    from conftest import run
+
+    run(["dvc", "init", "--no-scm", "-q"], tmp_path)
+    (tmp_path / "params.yaml").write_text("models: {a: 1}\n")
+    (tmp_path / "dvc.yaml").write_text("stages:\n  base:\n    cmd: echo base\n")
+    fam = tmp_path / "pipelines" / "attack"
+    fam.mkdir(parents=True)
+    (fam / "dvc.yaml").write_text(
+        "vars:\n  - ../../params.yaml\nstages:\n  attack:\n    foreach: ${models}\n    do:\n"
+        "      wdir: ../..\n      cmd: echo ${key}\n"
+    )
+    lock = "schema: '2.0'\nstages:\n  {}:\n    cmd: echo {}\n"
+    (tmp_path / "dvc.lock").write_text(lock.format("base", "base") + "  gone:\n    cmd: echo gone\n")
+    (fam / "dvc.lock").write_text(lock.format("attack@a", "a") + "  attack@b:\n    cmd: echo b\n")
+    assert sorted(prune_locks(tmp_path)) == ["gone", "pipelines/attack/dvc.yaml:attack@b"]
+    assert list(yaml.safe_load((fam / "dvc.lock").read_text())["stages"]) == ["attack@a"]
+    assert list(yaml.safe_load((tmp_path / "dvc.lock").read_text())["stages"]) == ["base"]
+    (tmp_path / "params.yaml").write_text("models: {}\n")
+    assert prune_locks(tmp_path) == ["pipelines/attack/dvc.yaml:attack@a"]
+    assert yaml.safe_load((fam / "dvc.lock").read_text())["stages"] == {}
 
 
 def _applied(tmp_path, names: list[str]) -> dict:
