@@ -82,21 +82,33 @@ stages:
     cmd: python -c "import os; os.makedirs('c', exist_ok=True); open('c/c.txt', 'w').write(open('a.txt').read() + 'c')"
     deps: [a.txt]
     outs: [c]
+"""
+# d lives in a family file, as the pipeline's families do (pipelines/<family>/dvc.yaml, run from the root)
+FAMILY = """
+stages:
   d:
+    wdir: ../..
     cmd: python -c "open('d.txt', 'w').write(open('b.txt').read() + open('c/c.txt').read())"
     deps: [b.txt, c]
     outs: [d.txt]
 """
 
 
+def _locks(root: Path) -> tuple[str, str]:
+    return (root / "dvc.lock").read_text(), (root / "pipelines/fam/dvc.lock").read_text()
+
+
 @pytest.mark.slow
 def test_runner_records_what_dvc_repro_records(tmp_path):
-    """A four-stage DVC pipeline: the runner (two at a time) runs what changed and its downstream, removes a
-    stage's old outputs first, and leaves dvc.lock as `dvc repro -f` leaves it, with `dvc status` clean."""
+    """A four-stage DVC pipeline in two dvc.yaml files: the runner (two at a time) runs what changed and its
+    downstream, removes a stage's old outputs first, runs each stage in its wdir, and leaves both locks as
+    `dvc repro -f` leaves them, with `dvc status` clean."""
     run(["git", "init", "-q"], tmp_path)
     run(["dvc", "init", "-q"], tmp_path)
     (tmp_path / "params.yaml").write_text("compute:\n  threads: 1\nx: 3\ny: 0\n")
     (tmp_path / "dvc.yaml").write_text(TOY)
+    (tmp_path / "pipelines/fam").mkdir(parents=True)
+    (tmp_path / "pipelines/fam/dvc.yaml").write_text(FAMILY)
     script = [sys.executable, str(ROOT / "scripts/parallel_repro.py"), "--workers", "2"]
     assert "4 stage(s) to run" in run(script, tmp_path).stdout
     assert (tmp_path / "d.txt").read_text() == "333c"
@@ -105,16 +117,23 @@ def test_runner_records_what_dvc_repro_records(tmp_path):
     assert "4 stage(s) to run" in run(script, tmp_path).stdout
     assert not (tmp_path / "c" / "stale.txt").exists()
     assert "up to date" in run(["dvc", "status"], tmp_path).stdout
-    by_runner = (tmp_path / "dvc.lock").read_text()
+    by_runner = _locks(tmp_path)
     assert (tmp_path / "d.txt").read_text() == "555c"
     run(["dvc", "repro", "-f"], tmp_path)
-    assert (tmp_path / "dvc.lock").read_text() == by_runner
+    assert _locks(tmp_path) == by_runner
     assert "0 stage(s) to run" in run(script, tmp_path).stdout
     # y changes what a reads but not what it writes: a reruns, and its downstream is up to date, as in dvc repro
     (tmp_path / "params.yaml").write_text("compute:\n  threads: 1\nx: 5\ny: 1\n")
     out = run(script, tmp_path).stdout
     assert "a: done" in out and all(f"{s}: up to date, not run" in out for s in "bcd")
     assert "up to date" in run(["dvc", "status"], tmp_path).stdout
+
+
+def test_patterns_match_a_family_stage_by_address_or_bare_name():
+    stage = "pipelines/attack/dvc.yaml:attack@lazy"
+    assert pr.matches(stage, ["attack@*"]) and pr.matches(stage, ["pipelines/attack/*"])
+    assert pr.matches("train-lazy", ["train-*"])
+    assert not pr.matches(stage, ["explain@*"]) and not pr.matches(stage, ["lazy"])
 
 
 def test_plan_with_patterns_runs_only_the_matching_changed_stages():
