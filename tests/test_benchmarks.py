@@ -121,6 +121,20 @@ def test_bench_malloc_compares_both_settings(tmp_path):
     assert row["speedup"] == row["kept_images_per_s"] / row["default_images_per_s"]
 
 
+def test_bench_threads_compares_one_process_with_single_thread_ones(tmp_path):
+    out = tmp_path / "threads.json"
+    cmd = [sys.executable, "benchmarks/bench_threads.py", "--steps", "1", "--batch", "8", "--procs", "2"]
+    cmd += ["--families", "lazy", "--json", str(out)]
+    subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, timeout=300)
+    (row,) = json.loads(out.read_text())["rows"]
+    assert row["together_images_per_s"] > 0 and len(row["apart_images_per_s"]) == 2
+    assert row["apart_over_together"] == sum(row["apart_images_per_s"]) / row["together_images_per_s"]
+    bad = subprocess.run(
+        [sys.executable, "benchmarks/bench_threads.py", "--families", "nope"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert bad.returncode == 1 and "unknown ['nope']" in bad.stderr
+
+
 def _can_build_cpp() -> bool:
     """torch.compile on the CPU builds C++ against Python's headers: without a compiler or them it cannot run."""
     import shutil
