@@ -10,7 +10,10 @@ Project way: uint8 tensors in memory, index batches, the project's
 training loop (bf16 + channels_last where the CPU supports it). Both train LazyCNN for the same epochs
 on the same MNIST digits and are evaluated on the same hard/easy test.
 
-    python benchmarks/bench_train_lazy.py --epochs 2   (needs data/raw and data/dataset: dvc repro)
+    python benchmarks/bench_train_lazy.py --epochs 2 [--parts]   (needs data/raw and data/dataset: dvc repro)
+
+``--parts`` adds where one training step of the project's loop goes (batch gather, forward, backward, Adam,
+running totals), in the configured precision and in fp32.
 """
 
 import argparse
@@ -119,9 +122,49 @@ def project_way(splits, epochs, compute):
     }
 
 
+def step_parts(train, compute, batch_size: int) -> dict:
+    """Where one epoch of the project's loop goes, per step (ms): batch gather + conversion, forward + loss (and
+    the finiteness check), backward, the Adam step, the running totals; the loop of ``training._epoch``, timed
+    piece by piece over one epoch after a warm-up epoch."""
+    from shortcutlab.optim import Adam
+
+    rt = resolve(compute)
+    seed_everything(0)
+    model = rt.prepare(build("lazy")).train()
+    opt = Adam(list(model.parameters()), lr=1e-3)
+    order = torch.randperm(len(train))
+    parts = dict.fromkeys(("data", "forward", "backward", "adam", "totals"), 0.0)
+    for record in (False, True):
+        for s in range(0, len(order), batch_size):
+            idx = order[s : s + batch_size]
+            t = [time.perf_counter()]
+            x, y = rt.input(train.images(idx)), train.y[idx]
+            t.append(time.perf_counter())
+            with rt.autocast():
+                logits = model(x)
+                loss = F.cross_entropy(logits.float(), y)
+            bool(torch.isfinite(loss))
+            t.append(time.perf_counter())
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            t.append(time.perf_counter())
+            opt.step()
+            t.append(time.perf_counter())
+            F.cross_entropy(logits.detach().float(), y, reduction="sum")
+            (logits.detach().argmax(1) == y).sum()
+            t.append(time.perf_counter())
+            if record:
+                for k, a, b in zip(parts, t[:-1], t[1:], strict=True):
+                    parts[k] += b - a
+    steps = -(-len(order) // batch_size)
+    out = {k: 1e3 * v / steps for k, v in parts.items()}
+    return {"precision": rt.describe(), "batch_size": batch_size, "ms_per_step": out, "step_ms": sum(out.values())}
+
+
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--parts", action="store_true", help="also time each part of the project's training step")
     args = ap.parse_args()
     raw = read_npz("data/raw/mnist.npz")
     splits = load_splits("data/dataset", names=("train", "test_hard", "test_easy"))
@@ -136,4 +179,10 @@ if __name__ == "__main__":
         "study": study,
         "speedup": ours["images_per_s"] / study["images_per_s"],
     }
+    if args.parts:
+        bs = load()["train_lazy"].batch_size
+        out["project_step_parts"] = [
+            step_parts(splits["train"], c, bs)
+            for c in (load()["compute"], Compute(device="cpu", precision="fp32", threads=0))
+        ]
     print(json.dumps(out, indent=2))

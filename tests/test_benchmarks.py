@@ -101,6 +101,23 @@ def test_study_rebuild_reads_our_digits_through_torchvision(tmp_path):
     assert x[1:].max() <= 0.1 + 1e-6  # green and blue: background noise only
 
 
+def test_lazy_step_parts_cover_the_training_step():
+    import torch
+
+    from shortcutlab.data import Split
+    from shortcutlab.params import Compute
+
+    bench = _load_benchmark("bench_train_lazy")
+    n = 40
+    y = torch.arange(n) % 10
+    x = torch.randint(0, 256, (n, 3, 28, 28), dtype=torch.uint8)
+    split = Split(x, y, y.clone(), torch.zeros(n, dtype=torch.bool), x[:, 0], torch.rand(10, 3))
+    out = bench.step_parts(split, Compute(device="cpu", precision="fp32", threads=0), batch_size=16)
+    assert list(out["ms_per_step"]) == ["data", "forward", "backward", "adam", "totals"]
+    assert all(v > 0 for v in out["ms_per_step"].values())
+    assert out["step_ms"] == sum(out["ms_per_step"].values()) and out["precision"] == "cpu/fp32"
+
+
 def test_bench_noop_reports_each_variant(tiny_repo):
     from conftest import run
 
