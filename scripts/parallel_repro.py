@@ -202,7 +202,7 @@ def main() -> None:
     upstream, changed, frozen, cmds = load_pipeline()
     unknown = [p for p in args.stages if not any(matches(s, [p]) for s in upstream)]
     if unknown:
-        sys.exit(f"no stage in dvc.yaml matches {', '.join(map(repr, unknown))}")
+        sys.exit(f"no stage of the pipeline (any dvc.yaml) matches {', '.join(map(repr, unknown))}")
     order = plan(upstream, changed, frozen, args.stages or None)
     print(f"{len(order)} stage(s) to run, {args.workers} at a time: {' '.join(order) or '-'}", flush=True)
     if args.dry_run or not order:
