@@ -128,22 +128,25 @@ def test_bench_noop_reports_each_variant(tiny_repo):
     assert len(timed) == 5 and all(out[k] > 0 for k in timed)
 
 
-def test_bench_malloc_compares_both_settings(tmp_path):
-    out = tmp_path / "malloc.json"
-    cmd = [sys.executable, "benchmarks/bench_malloc.py", "--batch", "8", "--steps", "1", "--repeat", "1"]
-    cmd += ["--workloads", "two_conv, consistency objective", "--json", str(out)]
+def _only_row(tmp_path, script: str, *args: str) -> dict:
+    """Run ``benchmarks/<script> *args --json <file>`` at a smoke size and return its one result row."""
+    out = tmp_path / "bench.json"
+    cmd = [sys.executable, f"benchmarks/{script}", *args, "--json", str(out)]
     subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, timeout=300)
     (row,) = json.loads(out.read_text())["rows"]
+    return row
+
+
+def test_bench_malloc_compares_both_settings(tmp_path):
+    args = ("--batch", "8", "--steps", "1", "--repeat", "1", "--workloads", "two_conv, consistency objective")
+    row = _only_row(tmp_path, "bench_malloc.py", *args)
     assert row["default_images_per_s"] > 0 and row["kept_images_per_s"] > 0
     assert row["speedup"] == row["kept_images_per_s"] / row["default_images_per_s"]
 
 
 def test_bench_threads_compares_one_process_with_single_thread_ones(tmp_path):
-    out = tmp_path / "threads.json"
-    cmd = [sys.executable, "benchmarks/bench_threads.py", "--steps", "1", "--batch", "8", "--procs", "2"]
-    cmd += ["--families", "lazy", "--json", str(out)]
-    subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, timeout=300)
-    (row,) = json.loads(out.read_text())["rows"]
+    args = ("--steps", "1", "--batch", "8", "--procs", "2", "--families", "lazy")
+    row = _only_row(tmp_path, "bench_threads.py", *args)
     assert row["together_images_per_s"] > 0 and len(row["apart_images_per_s"]) == 2
     assert row["apart_over_together"] == sum(row["apart_images_per_s"]) / row["together_images_per_s"]
     bad = subprocess.run(
