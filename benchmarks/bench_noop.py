@@ -77,7 +77,9 @@ def patched_seconds(level: int) -> float:
 
 
 def shape() -> dict:
-    locks = [p for p in [Path("dvc.lock"), *Path("pipelines").glob("*/dvc.lock")] if p.exists()]
+    from shortcutlab.preset import lock_files
+
+    locks = lock_files()
     status = subprocess.run(["dvc", "stage", "list", "--all", "--name-only"], capture_output=True, text=True).stdout
     return {
         "stages": len(status.split()),

@@ -57,11 +57,9 @@ def main() -> None:
     dvc = str(Path(sys.executable).with_name("dvc"))
     stages = subprocess.run([dvc, "stage", "list", "--all", "--name-only"], capture_output=True, text=True, check=True)
     n_stages = len(stages.stdout.split())
-    locks = {
-        p: len(p.read_text().splitlines())
-        for p in [Path("dvc.lock"), *Path("pipelines").glob("*/dvc.lock")]
-        if p.exists()
-    }
+    from shortcutlab.preset import lock_files
+
+    locks = {p: len(p.read_text().splitlines()) for p in lock_files()}
     sizes = ", ".join(f"{p} {n}" for p, n in locks.items())
     print(f"{n_stages} stages; lock lines: {sizes or 'no lock'}; medians of {a.repeat} runs:")
     own = median_of(lambda: wall([sys.executable, "stages/check_params.py"]), a.repeat)

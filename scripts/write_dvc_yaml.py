@@ -10,6 +10,8 @@ import re
 import sys
 from pathlib import Path
 
+from shortcutlab.preset import dvc_files
+
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src" / "shortcutlab"
 
@@ -42,15 +44,9 @@ def render(text: str) -> str:
     return re.sub(r"( +)# deps: (\S+)\n(?:\1- src/shortcutlab/\S+\n|\1- stages/\S+\n)*", repl, text)
 
 
-def dvc_files(root: Path = ROOT) -> list[Path]:
-    """The pipeline's dvc.yaml files: the root's (the spine: params check, data, lazy model, evaluate) and one
-    per stage family under pipelines/ (their stages run in the root: ``wdir: ../..``)."""
-    return [root / "dvc.yaml", *sorted(root.glob("pipelines/*/dvc.yaml"))]
-
-
 if __name__ == "__main__":
     stale = []
-    for path in dvc_files():
+    for path in dvc_files(ROOT):
         old = path.read_text()
         new = render(old)
         if new != old:

@@ -108,8 +108,9 @@ def copy_repo(dest: Path) -> Path:
 
 def lock_entries(repo: Path) -> dict:
     """Every stage's dvc.lock entry, from the root's lock and each family's (pipelines/*/dvc.lock)."""
-    locks = [repo / "dvc.lock", *sorted(repo.glob("pipelines/*/dvc.lock"))]
-    return {k: v for p in locks if p.exists() for k, v in (yaml.safe_load(p.read_text())["stages"] or {}).items()}
+    from shortcutlab.preset import lock_files
+
+    return {k: v for p in lock_files(repo) for k, v in (yaml.safe_load(p.read_text())["stages"] or {}).items()}
 
 
 def write_params(repo: Path, overrides: dict) -> None:

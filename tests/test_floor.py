@@ -31,8 +31,9 @@ def test_every_computing_stage_counted_once(floor, flops):
     """The FLOP table's stages are exactly the pipeline's stages that train or analyse a model."""
     import yaml
 
-    locks = [ROOT / "dvc.lock", *ROOT.glob("pipelines/*/dvc.lock")]
-    lock = {name for path in locks for name in yaml.safe_load(path.read_text())["stages"]}
+    from shortcutlab.preset import lock_files
+
+    lock = {name for path in lock_files(ROOT) for name in yaml.safe_load(path.read_text())["stages"]}
     computing = {s for s in lock if not s.startswith(NO_FLOPS)}
     assert set(flops) == computing
     assert all(v > 0 for v in flops.values())

@@ -9,9 +9,9 @@ models), list its dotted key under the preset's top-level ``replace:`` (``replac
 key): the entries the preset does not name are deleted, the others merged, so their comments stay.
 
 After the merge, every ``dvc.lock`` (the root's and ``pipelines/*/dvc.lock``) loses the entries of stages that no
-longer exist (``prune_locks``): DVC keeps them and rewrites the whole lock after every stage it runs, so stale
-entries cost every stage of a run time. ``git checkout params.yaml dvc.lock pipelines`` returns to where you
-were."""
+longer exist (``prune_locks``): DVC keeps them and rewrites the lock beside a stage's ``dvc.yaml`` after every
+stage it runs, so stale entries cost every stage of a run time. ``git checkout params.yaml dvc.lock pipelines``
+returns to where you were."""
 
 from __future__ import annotations
 
@@ -105,13 +105,25 @@ def prune_lock(stages: set[str], lock: str | Path = "dvc.lock") -> list[str]:
     return stale
 
 
+def dvc_files(root: str | Path = ".") -> list[Path]:
+    """The pipeline's ``dvc.yaml`` files: the root's (the spine: params check, data, lazy model, the literature
+    protocol, evaluate) and one per stage family, ``pipelines/<family>/dvc.yaml`` (stages run in the root)."""
+    root = Path(root)
+    return [root / "dvc.yaml", *sorted(root.glob("pipelines/*/dvc.yaml"))]
+
+
+def lock_files(root: str | Path = ".") -> list[Path]:
+    """The ``dvc.lock`` beside each of :func:`dvc_files` that exists."""
+    return [p.with_suffix(".lock") for p in dvc_files(root) if p.with_suffix(".lock").exists()]
+
+
 def pipeline_stages(root: str | Path = ".") -> dict[Path, set[str]]:
     """Each ``dvc.yaml`` of the pipeline (the root's and ``pipelines/*/dvc.yaml``, absolute paths) -> the names of
     the stages it defines with the current ``params.yaml`` (foreach expanded; a file whose lists are empty: none)."""
     from dvc.repo import Repo
 
     root = Path(root).resolve()
-    files: dict[Path, set[str]] = {p: set() for p in [root / "dvc.yaml", *root.glob("pipelines/*/dvc.yaml")]}
+    files: dict[Path, set[str]] = {p: set() for p in dvc_files(root)}
     with Repo(str(root)) as repo:
         for s in repo.index.stages:
             files.setdefault(Path(s.dvcfile.path).resolve(), set()).add(s.name)
