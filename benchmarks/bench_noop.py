@@ -59,12 +59,14 @@ sys.exit(rc)
 """
 
 
-def noop_seconds() -> float:
+def noop_seconds(cwd: str | Path | None = None) -> float:
+    """Wall seconds of one `dvc repro` in ``cwd`` (default: here), which must find nothing to run."""
     t0 = time.perf_counter()
-    done = subprocess.run(["dvc", "repro"], capture_output=True, text=True)
+    done = subprocess.run(["dvc", "repro"], cwd=cwd, capture_output=True, text=True)
     secs = time.perf_counter() - t0
     if done.returncode or "up to date" not in done.stdout:
-        sys.exit(f"`dvc repro` was not a no-op here (exit {done.returncode}): run it once first\n{done.stdout}")
+        where = cwd or "."
+        sys.exit(f"`dvc repro` was not a no-op in {where} (exit {done.returncode}): run it once first\n{done.stdout}")
     return secs
 
 

@@ -173,3 +173,16 @@ def test_bench_compile_measures_cold_and_warm_cache(tmp_path):
     assert row["family"] == "lazy" and row["eager_images_per_s"] > 0 and row["compiled_images_per_s"] > 0
     assert row["compiled_first_step_s"] > 0 and row["warm_first_step_s"] > 0
     assert isinstance(row["compiled_twice_bytes_equal"], bool) and row["compiled_vs_eager_max_abs_diff"] >= 0
+
+
+def test_bench_noop_twin_builds_a_pipeline_of_the_same_shape(tiny_repo):
+    from conftest import run
+
+    twin = [sys.executable, str(ROOT / "benchmarks" / "bench_noop_twin.py"), "--repeat", "1", "--limit", "6"]
+    out = json.loads(run(twin, tiny_repo).stdout)
+    assert out["stages"] == 6 and out["file deps"] > 6 and out["params keys"] > 0
+    timed = [k for k in out if k.endswith("(s, median)")]
+    assert len(timed) == 4 and all(out[k] > 0 for k in timed)
+    assert out["per stage (s)"] == pytest.approx(
+        (out["twin (s, median)"] - out["twin, half the stages (s, median)"]) / 3
+    )
