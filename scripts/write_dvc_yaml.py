@@ -14,6 +14,8 @@ from shortcutlab.preset import dvc_files
 
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src" / "shortcutlab"
+# files a module reads at run time (not imports): a change to them must rerun its stages too
+DATA = {"fused": ["src/shortcutlab/kernels/relu_pool.cpp"]}
 
 
 def direct(path: Path) -> set[str]:
@@ -32,7 +34,7 @@ def closure(script: Path) -> list[str]:
         if m not in seen:
             seen.add(m)
             todo += list(direct(SRC / f"{m}.py"))
-    return [f"src/shortcutlab/{m}.py" for m in sorted(seen)]
+    return [f"src/shortcutlab/{m}.py" for m in sorted(seen)] + sorted(f for m in seen for f in DATA.get(m, []))
 
 
 def render(text: str) -> str:

@@ -1,0 +1,161 @@
+"""fused.relu_pool: the C++ ReLU + 2x2 max-pool gives PyTorch's relu -> max_pool2d bit for bit, forward and
+backward, and a model trained through it has the same bytes as one trained through PyTorch's modules."""
+
+import warnings
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from shortcutlab import fused
+from shortcutlab.models import build
+
+needs_ext = pytest.mark.skipif(fused.extension() is None, reason="the extension could not be built here")
+CL = torch.channels_last
+
+
+def bits(t: torch.Tensor) -> torch.Tensor:
+    t = t.detach().contiguous()
+    if t.dtype in (torch.bfloat16, torch.float32):
+        return t.view(torch.int16 if t.dtype == torch.bfloat16 else torch.int32)
+    return t.reshape(-1).view(torch.uint8)  # BatchNorm's int64 counter
+
+
+def awkward(shape, dtype, seed=0) -> torch.Tensor:
+    """Random values with the cases a max-pool can get wrong: ties (positive, zero), -0, NaN, infinities."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randn(shape, generator=g).to(dtype)
+    flat = y.view(-1)
+    flat[::7] = 0.0
+    flat[::11] = -0.0
+    flat[5::13] = flat[4::13][: len(flat[5::13])]  # equal neighbours: ties go to the first in scan order
+    flat[::97] = float("nan")
+    flat[3::101] = float("inf")
+    flat[6::103] = -float("inf")
+    return y.contiguous(memory_format=CL)
+
+
+def both_ways(y: torch.Tensor, g: torch.Tensor):
+    out = []
+    for f in (lambda t: F.max_pool2d(F.relu(t), 2), fused.relu_pool):
+        t = y.clone().requires_grad_(True)
+        p = f(t)
+        p.backward(g)
+        out.append((p, t.grad))
+    return out
+
+
+@needs_ext
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
+@pytest.mark.parametrize("shape", [(16, 32, 28, 28), (8, 64, 14, 14), (4, 16, 7, 7), (3, 5, 9, 11), (2, 3, 2, 3)])
+def test_kernel_matches_pytorch_bit_for_bit(shape, dtype):
+    y = awkward(shape, dtype)
+    g = awkward((shape[0], shape[1], shape[2] // 2, shape[3] // 2), dtype, seed=1)
+    (p0, g0), (p1, g1) = both_ways(y, g)
+    assert p1.is_contiguous(memory_format=CL) and p1.dtype == dtype
+    for a, b, what in ((p0, p1, "forward"), (g0, g1, "gradient")):
+        nan = a.isnan()
+        assert torch.equal(nan, b.isnan()), f"{what}: NaN elsewhere"
+        assert torch.equal(bits(a)[~nan], bits(b)[~nan]), f"{what} differs"
+    assert nan.any()  # the test did exercise NaN (PyTorch's relu rewrites its payload: only NaN-ness is kept)
+
+
+@needs_ext
+def test_kernel_is_used_and_saves_one_byte_per_output():
+    y = torch.randn(2, 8, 6, 6).to(memory_format=CL).requires_grad_(True)
+    p = fused.relu_pool(y)
+    assert type(p.grad_fn).__name__ == "_ReluPoolBackward"
+    (code,) = p.grad_fn.saved_tensors
+    assert code.dtype == torch.uint8 and code.shape == p.shape
+
+
+def test_unsupported_inputs_take_pytorchs_path():
+    for y in (torch.randn(2, 3, 8, 8), torch.randn(2, 3, 8, 8).double().to(memory_format=CL), torch.randn(3, 8, 8)):
+        assert not fused.supported(y) or y.dim() != 4
+        if y.dim() == 4:
+            assert torch.equal(fused.relu_pool(y), F.max_pool2d(F.relu(y), 2))
+
+
+def test_a_build_failure_warns_and_falls_back(monkeypatch):
+    import torch.utils.cpp_extension as ext
+
+    def broken(*a, **k):
+        raise RuntimeError("no compiler")
+
+    monkeypatch.setattr(ext, "load", broken)
+    fused.extension.cache_clear()
+    try:
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter("always")
+            assert fused.extension() is None
+        assert any("no compiler" in str(x.message) for x in w)
+        y = torch.randn(2, 4, 6, 6).to(memory_format=CL)
+        assert torch.equal(fused.relu_pool(y), F.max_pool2d(F.relu(y), 2))
+    finally:
+        fused.extension.cache_clear()
+
+
+def test_switch_off(monkeypatch):
+    monkeypatch.setenv("SHORTCUTLAB_FUSED", "0")
+    fused.extension.cache_clear()
+    try:
+        assert fused.extension() is None
+    finally:
+        fused.extension.cache_clear()
+
+
+def test_any_hook_gives_the_modules_path():
+    m = build("two_conv")
+    assert fused.plain(m)
+    h = m.conv2.register_forward_hook(lambda *a: None)
+    assert not fused.plain(m)
+    h.remove()
+    h = torch.nn.modules.module.register_module_forward_hook(lambda *a: None)
+    try:
+        assert not fused.plain(m)
+    finally:
+        h.remove()
+    assert fused.plain(m)
+    assert not fused.plain(build("two_conv", channel_scale=[1.0] * 32))  # neuron suppression is a hook
+
+
+def train(arch: str, kw: dict, modules_path: bool, bf16: bool, steps: int = 4):
+    """A few Adam steps of ``arch`` on random data (channels-last, as the pipeline trains); with
+    ``modules_path`` a do-nothing hook makes every forward call the ReLU and MaxPool modules."""
+    torch.manual_seed(0)
+    m = build(arch, **kw).to(memory_format=CL)
+    if modules_path:
+        m.register_forward_hook(lambda *a: None)
+    opt = torch.optim.Adam(m.parameters(), 1e-2)
+    g = torch.Generator().manual_seed(1)
+    for _ in range(steps):
+        x = torch.rand(32, 3, 28, 28, generator=g).contiguous(memory_format=CL)
+        y = torch.randint(0, 10, (32,), generator=g)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = F.cross_entropy(m(x).float(), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    m.eval()  # an eval-mode input gradient (attacks, saliency) through the same path
+    x = torch.rand(8, 3, 28, 28, generator=g).contiguous(memory_format=CL).requires_grad_(True)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        m(x).float().logsumexp(1).sum().backward()
+    return torch.cat([bits(p).flatten() for p in m.state_dict().values()]), bits(x.grad)
+
+
+FAMILIES = [
+    ("two_conv", {}),
+    ("shape_cnn", {"width": 0.25}),
+    ("convnet", {"widths": [16, 32, 64], "context": 2}),
+    ("attention", {}),
+]
+
+
+@needs_ext
+@pytest.mark.parametrize("bf16", [True, False], ids=["bf16", "fp32"])
+@pytest.mark.parametrize("arch,kw", FAMILIES, ids=[f[0] for f in FAMILIES])
+def test_training_through_the_kernel_gives_the_same_bytes(arch, kw, bf16):
+    w0, gx0 = train(arch, kw, modules_path=True, bf16=bf16)
+    w1, gx1 = train(arch, kw, modules_path=False, bf16=bf16)
+    assert torch.equal(w0, w1), f"{arch}: trained weights differ"
+    assert torch.equal(gx0, gx1), f"{arch}: input gradients differ"
