@@ -53,8 +53,10 @@ def train_rate(step, batch: int, steps: int) -> float:
 
 def measure(arch: str, kw: dict, prec: str, fwd: float, peak: float, bw: float, batch: int, steps: int) -> dict:
     rt = resolve(Compute(device="cpu", precision=prec, threads=0))
-    step = train_step(build(arch, **kw), rt, batch)
+    model = build(arch, **kw)
+    step = train_step(model, rt, batch)
     ips = train_rate(step, batch, steps)
+    model.register_forward_hook(lambda *a: None)  # count eager PyTorch's operators (the fused kernel is invisible)
     moved = count_traffic(step).total / batch  # bytes per image, one step's operators
     flop_rate, byte_rate = peak / (3 * fwd), bw / moved  # images/s at the arithmetic / the bandwidth floor
     return {

@@ -186,3 +186,18 @@ def test_bench_noop_twin_builds_a_pipeline_of_the_same_shape(tiny_repo):
     assert out["per stage (s)"] == pytest.approx(
         (out["twin (s, median)"] - out["twin, half the stages (s, median)"]) / 3
     )
+
+
+def test_bench_relu_pool_times_both_paths_and_checks_the_bytes(tmp_path):
+    from shortcutlab import fused
+
+    if fused.extension() is None:
+        pytest.skip("the fused kernel could not be built here")
+    out = tmp_path / "relu_pool.json"
+    args = ("--batch", "8", "--steps", "1", "--repeat", "1", "--pools", "1", "--families", "two_conv", "attention CNN")
+    cmd = [sys.executable, "benchmarks/bench_relu_pool.py", *args, "--json", str(out)]
+    subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, timeout=300)
+    res = json.loads(out.read_text())
+    assert len(res["pools"]) == 1 and res["pools"][0]["pytorch_ms"] > 0 and res["pools"][0]["fused_ms"] > 0
+    assert set(res["families"]) == {"two_conv", "attention CNN"}
+    assert all(r["same_bytes"] is True and r["fused_images_per_s"] > 0 for r in res["families"].values())
