@@ -159,3 +159,18 @@ def test_training_through_the_kernel_gives_the_same_bytes(arch, kw, bf16):
     w1, gx1 = train(arch, kw, modules_path=False, bf16=bf16)
     assert torch.equal(w0, w1), f"{arch}: trained weights differ"
     assert torch.equal(gx0, gx1), f"{arch}: input gradients differ"
+
+
+def test_every_checkout_shares_one_build(tmp_path, monkeypatch):
+    """The build is keyed by the source's bytes (not its path), so a second clone does not rebuild it."""
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path / "ext"))
+    name, d = fused._build_dir(["-O3"])
+    copy = tmp_path / "clone" / "relu_pool.cpp"
+    copy.parent.mkdir()
+    copy.write_bytes(fused.SOURCE.read_bytes())
+    monkeypatch.setattr(fused, "SOURCE", copy)
+    assert fused._build_dir(["-O3"]) == (name, d)
+    assert (d / "relu_pool.cpp").read_bytes() == copy.read_bytes()
+    copy.write_bytes(copy.read_bytes() + b"\n// changed\n")
+    assert fused._build_dir(["-O3"])[0] != name  # another source: another build
+    assert fused._build_dir(["-O2"])[0] != fused._build_dir(["-O3"])[0]

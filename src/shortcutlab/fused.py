@@ -15,8 +15,9 @@ It is only an implementation: :func:`relu_pool` falls back to PyTorch's pair for
 channels-last bf16/fp32 CPU tensor, when the extension cannot be built (no compiler: a warning, same results,
 slower), or with ``SHORTCUTLAB_FUSED=0``. Models call it only where no hook watches a module (:func:`plain`):
 Grad-CAM, SAEs and the neuron-suppression hook see the modules' own outputs, as before. The extension is
-compiled once per machine (``torch.utils.cpp_extension``, ~30 s, cached under ``~/.cache/torch_extensions``;
-its name carries the CPU's flags, as it is built for the CPU it runs on). Second derivatives through it are
+compiled once per machine (``torch.utils.cpp_extension``, ~30 s, cached under ``~/.cache/torch_extensions``
+or ``$TORCH_EXTENSIONS_DIR``, keyed by the CPU's flags, the source and the compiler flags: it is built for the
+CPU it runs on, and every checkout shares the build). Second derivatives through it are
 not implemented (an error, never a wrong value); the one caller that needs them, Grad-CAM's differentiable
 mode, hooks the model and so takes PyTorch's path."""
 
@@ -38,13 +39,28 @@ SOURCE = Path(__file__).with_name("kernels") / "relu_pool.cpp"
 
 
 def _cpu_tag() -> str:
-    """A short hash of the CPU's model and flags: the extension is compiled with -march=native."""
+    """The CPU's model and flags: the extension is compiled with -march=native, for the CPU that runs it."""
     try:
         info = Path("/proc/cpuinfo").read_text()
-        lines = [ln for ln in info.splitlines() if ln.startswith(("model name", "flags"))][:2]
+        return "\n".join([ln for ln in info.splitlines() if ln.startswith(("model name", "flags"))][:2])
     except OSError:
-        lines = [platform.processor()]
-    return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:10]
+        return platform.processor()
+
+
+def _build_dir(flags: list[str]) -> tuple[str, Path]:
+    """One build per CPU, source and flags, shared by every checkout: the source is copied there, as ninja
+    rebuilds whenever the path it compiles changes (a second clone would otherwise rebuild it, ~30 s)."""
+    text = SOURCE.read_bytes()
+    key = hashlib.sha256(_cpu_tag().encode() + text + " ".join(flags).encode()).hexdigest()[:12]
+    name = f"shortcutlab_relu_pool_{key}"
+    root = Path(os.environ.get("TORCH_EXTENSIONS_DIR") or Path.home() / ".cache" / "torch_extensions")
+    d = root / name
+    d.mkdir(parents=True, exist_ok=True)
+    if not (d / SOURCE.name).exists() or (d / SOURCE.name).read_bytes() != text:
+        tmp = d / f".{SOURCE.name}.{os.getpid()}"
+        tmp.write_bytes(text)
+        tmp.replace(d / SOURCE.name)
+    return name, d
 
 
 @cache
@@ -56,8 +72,9 @@ def extension():
         from torch.utils.cpp_extension import load
 
         flags = ["-O3", "-fopenmp"] + (["-march=native"] if platform.machine() in ("x86_64", "AMD64") else [])
+        name, d = _build_dir(flags)
         return load(
-            f"shortcutlab_relu_pool_{_cpu_tag()}", [str(SOURCE)], extra_cflags=flags, extra_ldflags=["-fopenmp"]
+            name, [str(d / SOURCE.name)], extra_cflags=flags, extra_ldflags=["-fopenmp"], build_directory=str(d)
         )
     except Exception as e:  # no compiler, no ninja, an unsupported platform: PyTorch's ops give the same bits
         why = f"{type(e).__name__}: {e}"
