@@ -9,7 +9,7 @@ kernel (shortcutlab/fused.py): tests/test_fused.py and the quick preset's every 
 (README, "Time budget") show the same bytes. Deps outside src/ and stages/ (data, models) keep their recorded
 hashes; a code dep that a stage gained is added, one it lost is dropped (DVC's own serialisation, sorted).
 
-    python scripts/commit_code_deps.py [--check]      # --check: exit 1 if a lock's code hashes are stale
+    python scripts/commit_code_deps.py [--check] [--root DIR]   # --check: exit 1 if a lock's code hashes are stale
 """
 
 from __future__ import annotations
@@ -24,22 +24,23 @@ ROOT = Path(__file__).resolve().parents[1]
 CODE = ("src/", "stages/")
 
 
-def code_deps(stage):
+def code_deps(stage, root: Path):
     for dep in stage.deps:
-        rel = Path(dep.fs_path).relative_to(ROOT).as_posix()
+        rel = Path(dep.fs_path).relative_to(root).as_posix()
         if not isinstance(dep, ParamsDependency) and rel.startswith(CODE):
             yield rel, dep
 
 
-def main(check: bool) -> int:
-    repo = Repo(str(ROOT))
+def main(check: bool, root: Path = ROOT) -> int:
+    root = Path(root).resolve()
+    repo = Repo(str(root))
     stale = []
     with repo.lock:
         for stage in repo.index.stages:
             if not getattr(stage, "cmd", None) or stage.is_import:
                 continue
             changed = []
-            for rel, dep in code_deps(stage):
+            for rel, dep in code_deps(stage, root):
                 old = dep.hash_info.value if dep.hash_info else None
                 dep.save()
                 if dep.hash_info.value != old:
@@ -54,4 +55,5 @@ def main(check: bool) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main("--check" in sys.argv))
+    args = sys.argv[1:]
+    sys.exit(main("--check" in args, Path(args[args.index("--root") + 1]) if "--root" in args else ROOT))

@@ -1,6 +1,7 @@
 """Every stage lists, as DVC deps, every library module its script imports (transitively, lazy imports
 inside functions included): otherwise editing that module would leave the stage's outputs stale."""
 
+import sys
 from pathlib import Path
 
 import yaml
@@ -102,3 +103,37 @@ def test_bias_sweep_stages_follow_params():
     plot = next(e for e in spec["plots"] if isinstance(e, dict) and "bias" in next(iter(e)))
     cols = next(iter(plot.values()))["y"]["plots/evaluate/bias_sweep.csv"]
     assert cols == ["lazy", *p["methods"]], "dvc.yaml's bias plot must list bias_sweep.methods (plus lazy)"
+
+
+def test_commit_code_deps_records_code_hashes_and_keeps_outputs(tmp_path):
+    """scripts/commit_code_deps.py: after a code change, --check fails; a run records the code dep's new hash,
+    keeps the output's recorded hash (the output need not be present), and leaves DVC with nothing to rerun."""
+    import subprocess
+
+    (tmp_path / "src").mkdir()
+    (tmp_path / "stages").mkdir()
+    (tmp_path / "src/a.py").write_text("X = 1\n")
+    (tmp_path / "stages/s.py").write_text("open('out.txt', 'w').write('out')\n")
+    (tmp_path / "dvc.yaml").write_text(
+        "stages:\n  s:\n    cmd: python stages/s.py\n    deps: [stages/s.py, src/a.py]\n    outs: [out.txt]\n"
+    )
+    script = [sys.executable, str(ROOT / "scripts/commit_code_deps.py"), "--root", str(tmp_path)]
+
+    def sh(*cmd):
+        return subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True)
+
+    assert sh("git", "init", "-q").returncode == 0 and sh("dvc", "init", "-q").returncode == 0
+    assert sh("dvc", "repro", "-q").returncode == 0
+    before = yaml.safe_load((tmp_path / "dvc.lock").read_text())["stages"]["s"]
+    (tmp_path / "src/a.py").write_text("X = 1  # a comment: the output cannot change\n")
+    (tmp_path / "out.txt").unlink()
+    stale = subprocess.run(script + ["--check"], capture_output=True, text=True)
+    assert stale.returncode == 1 and "s: src/a.py" in stale.stdout
+    assert subprocess.run(script, capture_output=True, text=True).returncode == 0
+    after = yaml.safe_load((tmp_path / "dvc.lock").read_text())["stages"]["s"]
+    dep = {d["path"]: d["md5"] for d in after["deps"]}
+    assert dep["src/a.py"] != {d["path"]: d["md5"] for d in before["deps"]}["src/a.py"]
+    assert after["outs"] == before["outs"]
+    assert subprocess.run(script + ["--check"], capture_output=True, text=True).returncode == 0
+    assert sh("dvc", "checkout", "-q").returncode in (0, 1)  # restores out.txt from the cache
+    assert "changed" not in sh("dvc", "status").stdout

@@ -24,6 +24,7 @@ mode, hooks the model and so takes PyTorch's path."""
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import platform
 import warnings
@@ -63,14 +64,25 @@ def _build_dir(flags: list[str]) -> tuple[str, Path]:
     return name, d
 
 
+def _cpp_extension_load():
+    """torch's extension loader, imported without its "No CUDA runtime is found" warning on a CPU machine."""
+    log = logging.getLogger("torch.utils.cpp_extension")
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        from torch.utils.cpp_extension import load
+    finally:
+        log.setLevel(level)
+    return load
+
+
 @cache
 def extension():
     """The compiled kernel, or None (disabled, or it could not be built: then a warning, once)."""
     if os.environ.get("SHORTCUTLAB_FUSED") == "0":
         return None
     try:
-        from torch.utils.cpp_extension import load
-
+        load = _cpp_extension_load()
         flags = ["-O3", "-fopenmp"] + (["-march=native"] if platform.machine() in ("x86_64", "AMD64") else [])
         name, d = _build_dir(flags)
         return load(
