@@ -36,7 +36,6 @@ def test_every_stage_depends_on_the_modules_it_imports():
 
 def test_dvc_yaml_code_deps_are_current():
     import subprocess
-    import sys
 
     proc = subprocess.run(
         [sys.executable, str(ROOT / "scripts/write_dvc_yaml.py"), "--check"], capture_output=True, text=True
