@@ -16,10 +16,10 @@ channels-last bf16/fp32 CPU tensor, when the extension cannot be built (no compi
 slower), or with ``SHORTCUTLAB_FUSED=0``. Models call it only where no hook watches a module (:func:`plain`):
 Grad-CAM, SAEs and the neuron-suppression hook see the modules' own outputs, as before. The extension is
 compiled once per machine (``torch.utils.cpp_extension``, ~30 s, cached under ``~/.cache/torch_extensions``
-or ``$TORCH_EXTENSIONS_DIR``, keyed by the CPU's flags, the source and the compiler flags: it is built for the
-CPU it runs on, and every checkout shares the build). Second derivatives through it are
-not implemented (an error, never a wrong value); the one caller that needs them, Grad-CAM's differentiable
-mode, hooks the model and so takes PyTorch's path."""
+or ``$TORCH_EXTENSIONS_DIR``, keyed by the CPU's flags, the torch installation, the source and the compiler flags:
+it is built for the CPU it runs on, and every checkout of one environment shares the build). Second
+derivatives through it are not implemented (an error, never a wrong value); the one caller that needs them,
+Grad-CAM's differentiable mode, hooks the model and so takes PyTorch's path."""
 
 from __future__ import annotations
 
@@ -49,10 +49,12 @@ def _cpu_tag() -> str:
 
 
 def _build_dir(flags: list[str]) -> tuple[str, Path]:
-    """One build per CPU, source and flags, shared by every checkout: the source is copied there, as ninja
-    rebuilds whenever the path it compiles changes (a second clone would otherwise rebuild it, ~30 s)."""
+    """One build per CPU, torch installation, source and flags, shared by every checkout: the source is copied
+    there, as ninja rebuilds whenever the paths it compiles with change (a second clone would otherwise rebuild
+    it, ~30 s, and two checkouts with their own venvs would rebuild it in turn)."""
     text = SOURCE.read_bytes()
-    key = hashlib.sha256(_cpu_tag().encode() + text + " ".join(flags).encode()).hexdigest()[:12]
+    where = torch.__file__  # each environment's torch headers: another venv gets its own build, not a rebuild
+    key = hashlib.sha256(f"{_cpu_tag()}\n{where}\n{' '.join(flags)}\n".encode() + text).hexdigest()[:12]
     name = f"shortcutlab_relu_pool_{key}"
     root = Path(os.environ.get("TORCH_EXTENSIONS_DIR") or Path.home() / ".cache" / "torch_extensions")
     d = root / name
