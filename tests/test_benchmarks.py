@@ -201,3 +201,14 @@ def test_bench_relu_pool_times_both_paths_and_checks_the_bytes(tmp_path):
     assert len(res["pools"]) == 1 and res["pools"][0]["pytorch_ms"] > 0 and res["pools"][0]["fused_ms"] > 0
     assert set(res["families"]) == {"two_conv", "attention CNN"}
     assert all(r["same_bytes"] is True and r["fused_images_per_s"] > 0 for r in res["families"].values())
+
+
+def test_profile_step_ranks_operators_and_their_matmul_share(tmp_path):
+    out = tmp_path / "profile.json"
+    cmd = [sys.executable, "benchmarks/profile_step.py", "--family", "ViT", "--batch", "8", "--steps", "1"]
+    subprocess.run([*cmd, "--json", str(out)], cwd=ROOT, check=True, capture_output=True, timeout=300)
+    res = json.loads(out.read_text())
+    ops = list(res["ops_ms_per_step"].values())
+    assert res["step_ms"] > 0 and ops == sorted(ops, reverse=True)
+    assert "aten::bmm" in res["ops_ms_per_step"] and 0 < res["matmul_and_conv_share"] < 1
+    assert res["profiled_ms_per_step"] == pytest.approx(sum(ops))
