@@ -22,14 +22,13 @@ from torch.profiler import ProfilerActivity, profile
 
 from shortcutlab.models import build
 from shortcutlab.params import Compute
-from shortcutlab.runtime import keep_freed_memory, resolve
+from shortcutlab.runtime import resolve
 
 MATMUL = ("aten::mm", "aten::bmm", "aten::addmm", "aten::mkldnn_convolution", "aten::convolution_backward")
 
 
 def profile_family(family: str, batch: int, steps: int, precision: str = "bf16") -> dict:
     arch, kw = FAMILIES[family]
-    keep_freed_memory()
     torch.manual_seed(0)
     step = train_step(build(arch, **kw), resolve(Compute(device="cpu", precision=precision, threads=0)), batch)
     t0 = time.perf_counter()
