@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from shortcutlab import fused
+from shortcutlab import fused, native
 from shortcutlab.models import build
 
 needs_ext = pytest.mark.skipif(fused.extension() is None, reason="the extension could not be built here")
@@ -164,13 +164,13 @@ def test_training_through_the_kernel_gives_the_same_bytes(arch, kw, bf16):
 def test_every_checkout_shares_one_build(tmp_path, monkeypatch):
     """The build is keyed by the source's bytes (not its path), so a second clone does not rebuild it."""
     monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path / "ext"))
-    name, d = fused._build_dir(["-O3"])
+    name, d = native.build_dir(fused.SOURCE, ["-O3"])
+    assert name.startswith("shortcutlab_relu_pool_")
     copy = tmp_path / "clone" / "relu_pool.cpp"
     copy.parent.mkdir()
     copy.write_bytes(fused.SOURCE.read_bytes())
-    monkeypatch.setattr(fused, "SOURCE", copy)
-    assert fused._build_dir(["-O3"]) == (name, d)
+    assert native.build_dir(copy, ["-O3"]) == (name, d)
     assert (d / "relu_pool.cpp").read_bytes() == copy.read_bytes()
     copy.write_bytes(copy.read_bytes() + b"\n// changed\n")
-    assert fused._build_dir(["-O3"])[0] != name  # another source: another build
-    assert fused._build_dir(["-O2"])[0] != fused._build_dir(["-O3"])[0]
+    assert native.build_dir(copy, ["-O3"])[0] != name  # another source: another build
+    assert native.build_dir(copy, ["-O2"])[0] != native.build_dir(copy, ["-O3"])[0]

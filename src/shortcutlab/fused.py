@@ -15,85 +15,30 @@ It is only an implementation: :func:`relu_pool` falls back to PyTorch's pair for
 channels-last bf16/fp32 CPU tensor, when the extension cannot be built (no compiler: a warning, same results,
 slower), or with ``SHORTCUTLAB_FUSED=0``. Models call it only where no hook watches a module (:func:`plain`):
 Grad-CAM, SAEs and the neuron-suppression hook see the modules' own outputs, as before. The extension is
-compiled once per machine (``torch.utils.cpp_extension``, ~30 s, cached under ``~/.cache/torch_extensions``
-or ``$TORCH_EXTENSIONS_DIR``, keyed by the CPU's flags, the torch installation, the source and the compiler flags:
-it is built for the CPU it runs on, and every checkout of one environment shares the build). Second
+compiled once per machine (``native.py``: ~30 s, cached, keyed by the CPU's flags, the torch installation, the
+source and the compiler flags: it is built for the CPU it runs on, and every checkout of one environment shares
+the build). Second
 derivatives through it are not implemented (an error, never a wrong value); the one caller that needs them,
 Grad-CAM's differentiable mode, hooks the model and so takes PyTorch's path."""
 
 from __future__ import annotations
 
-import hashlib
-import logging
-import os
-import platform
-import warnings
 from functools import cache
-from pathlib import Path
 
 import torch
 from torch import nn
 from torch.autograd.function import once_differentiable
 from torch.nn import functional as F
 
-SOURCE = Path(__file__).with_name("kernels") / "relu_pool.cpp"
+from . import native
 
-
-def _cpu_tag() -> str:
-    """The CPU's model and flags: the extension is compiled with -march=native, for the CPU that runs it."""
-    try:
-        info = Path("/proc/cpuinfo").read_text()
-        return "\n".join([ln for ln in info.splitlines() if ln.startswith(("model name", "flags"))][:2])
-    except OSError:
-        return platform.processor()
-
-
-def _build_dir(flags: list[str]) -> tuple[str, Path]:
-    """One build per CPU, torch installation, source and flags, shared by every checkout: the source is copied
-    there, as ninja rebuilds whenever the paths it compiles with change (a second clone would otherwise rebuild
-    it, ~30 s, and two checkouts with their own venvs would rebuild it in turn)."""
-    text = SOURCE.read_bytes()
-    where = torch.__file__  # each environment's torch headers: another venv gets its own build, not a rebuild
-    key = hashlib.sha256(f"{_cpu_tag()}\n{where}\n{' '.join(flags)}\n".encode() + text).hexdigest()[:12]
-    name = f"shortcutlab_relu_pool_{key}"
-    root = Path(os.environ.get("TORCH_EXTENSIONS_DIR") or Path.home() / ".cache" / "torch_extensions")
-    d = root / name
-    d.mkdir(parents=True, exist_ok=True)
-    if not (d / SOURCE.name).exists() or (d / SOURCE.name).read_bytes() != text:
-        tmp = d / f".{SOURCE.name}.{os.getpid()}"
-        tmp.write_bytes(text)
-        tmp.replace(d / SOURCE.name)
-    return name, d
-
-
-def _cpp_extension_load():
-    """torch's extension loader, imported without its "No CUDA runtime is found" warning on a CPU machine."""
-    log = logging.getLogger("torch.utils.cpp_extension")
-    level = log.level
-    log.setLevel(logging.ERROR)
-    try:
-        from torch.utils.cpp_extension import load
-    finally:
-        log.setLevel(level)
-    return load
+SOURCE = native.KERNELS / "relu_pool.cpp"
 
 
 @cache
 def extension():
     """The compiled kernel, or None (disabled, or it could not be built: then a warning, once)."""
-    if os.environ.get("SHORTCUTLAB_FUSED") == "0":
-        return None
-    try:
-        load = _cpp_extension_load()
-        flags = ["-O3", "-fopenmp"] + (["-march=native"] if platform.machine() in ("x86_64", "AMD64") else [])
-        name, d = _build_dir(flags)
-        return load(
-            name, [str(d / SOURCE.name)], extra_cflags=flags, extra_ldflags=["-fopenmp"], build_directory=str(d)
-        )
-    except Exception as e:  # no compiler, no ninja, an unsupported platform: PyTorch's ops give the same bits
-        why = f"{type(e).__name__}: {e}"
-        warnings.warn(f"shortcutlab.fused: {SOURCE.name} not built ({why}); PyTorch's ops used", stacklevel=2)
-        return None
+    return native.load(SOURCE, ["-O3", "-fopenmp"] + native.native_flags())
 
 
 class _ReluPool(torch.autograd.Function):
