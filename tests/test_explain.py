@@ -2,8 +2,8 @@ import torch
 from conftest import PARAMS
 from torch import nn
 
-from shortcutlab.models import build, unit_responses
-from shortcutlab.neurons import invariance, maximise_units, neuron_deep_dive, seed_consistency
+from shortcutlab.models import build
+from shortcutlab.neurons import invariance, maximise_units, neuron_deep_dive, seed_consistency, unit_responses
 
 
 class MeanColor(nn.Module):

@@ -116,7 +116,14 @@ def test_any_hook_gives_the_modules_path():
     finally:
         h.remove()
     assert fused.plain(m)
-    assert not fused.plain(build("two_conv", channel_scale=[1.0] * 32))  # neuron suppression is a hook
+    assert not fused.plain(build("two_conv", channel_scale=[1.0] * 32))  # neuron suppression is a hook ...
+    m = build("two_conv", channel_scale=SUPPRESSED)
+    assert fused.plain(m, m._own)  # ... the model's own, which its fused path applies (scales > 0)
+    h = m.conv2.register_forward_hook(lambda *a: None)
+    assert not fused.plain(m, m._own)  # any other hook still gives the modules' path
+    h.remove()
+    m = build("two_conv", channel_scale=[0.0] + [1.0] * 31)
+    assert m._own == () and not fused.plain(m, m._own)  # a zero scale: relu(y * 0) keeps -0, so the modules
 
 
 def train(arch: str, kw: dict, modules_path: bool, bf16: bool, steps: int = 4):
@@ -143,8 +150,10 @@ def train(arch: str, kw: dict, modules_path: bool, bf16: bool, steps: int = 4):
     return torch.cat([bits(p).flatten() for p in m.state_dict().values()]), bits(x.grad)
 
 
+SUPPRESSED = [0.3 if c % 4 == 0 else 3.0 for c in range(32)]  # neuron suppression's low / high channel scales
 FAMILIES = [
     ("two_conv", {}),
+    ("two_conv", {"channel_scale": SUPPRESSED}),
     ("shape_cnn", {"width": 0.25}),
     ("convnet", {"widths": [16, 32, 64], "context": 2}),
     ("attention", {}),
@@ -153,7 +162,7 @@ FAMILIES = [
 
 @needs_ext
 @pytest.mark.parametrize("bf16", [True, False], ids=["bf16", "fp32"])
-@pytest.mark.parametrize("arch,kw", FAMILIES, ids=[f[0] for f in FAMILIES])
+@pytest.mark.parametrize("arch,kw", FAMILIES, ids=["two_conv", "suppressed", "shape_cnn", "convnet", "attention"])
 def test_training_through_the_kernel_gives_the_same_bytes(arch, kw, bf16):
     w0, gx0 = train(arch, kw, modules_path=True, bf16=bf16)
     w1, gx1 = train(arch, kw, modules_path=False, bf16=bf16)

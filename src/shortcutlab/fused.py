@@ -74,9 +74,10 @@ def relu_pool(y: torch.Tensor) -> torch.Tensor:
     return F.max_pool2d(F.relu(y), 2)
 
 
-def plain(model: nn.Module) -> bool:
+def plain(model: nn.Module, own=()) -> bool:
     """True when no hook watches any of the model's modules (nor a global module hook): then a forward may
-    skip calling the ReLU and MaxPool modules it fuses. Any hook, e.g. Grad-CAM's, gives the modules' path."""
+    skip calling the ReLU and MaxPool modules it fuses. Any hook, e.g. Grad-CAM's, gives the modules' path,
+    except the forward hooks in ``own``: the model's own (neuron suppression), which its fused path applies itself."""
     from torch.nn.modules import module as m
 
     if (
@@ -87,6 +88,9 @@ def plain(model: nn.Module) -> bool:
     ):
         return False
     return not any(
-        mod._forward_hooks or mod._forward_pre_hooks or mod._backward_hooks or mod._backward_pre_hooks
+        any(h not in own for h in mod._forward_hooks.values())
+        or mod._forward_pre_hooks
+        or mod._backward_hooks
+        or mod._backward_pre_hooks
         for mod in model.modules()
     )

@@ -1,10 +1,7 @@
-"""Architectures and the one model registry.
-
-Every checkpoint is a plain dict ``{"arch", "arch_kwargs", "state_dict", "meta"}`` so any stage can rebuild
-any trained model by name with :func:`load_model` (weights only, never a pickled module).
-Each architecture names its Grad-CAM layer (``cam_layer``: a module whose output is a spatial map) and its
-hidden layer (``hidden_layer``: a module whose output is a flat feature vector, for neurons and SAEs).
-"""
+"""Architectures and the one model registry. Every checkpoint is a plain dict ``{"arch", "arch_kwargs",
+"state_dict", "meta"}`` so any stage can rebuild any trained model by name with :func:`load_model` (weights only,
+never a pickled module). Each architecture names its Grad-CAM layer (``cam_layer``: a module whose output is a
+spatial map) and its hidden layer (``hidden_layer``: a module whose output is a flat feature vector)."""
 
 from __future__ import annotations
 
@@ -53,16 +50,24 @@ class TwoConvCNN(nn.Module):
         self.conv2 = nn.Sequential(nn.MaxPool2d(2), nn.Conv2d(width, width, 3, padding=1), nn.ReLU())
         self.pool = nn.Sequential(nn.MaxPool2d(2), nn.AdaptiveAvgPool2d(1), nn.Flatten())
         self.fc = nn.Linear(width, 10)
+        self._own = ()  # the model's own forward hooks, which its fused path applies itself (fused.plain)
         if channel_scale is not None:
-            # neuron suppression: a forward hook scales conv2's channels (part of the model, train and test)
+            # neuron suppression: a forward hook scales conv2's channels (part of the model, train and test);
+            # relu(y) * s is relu(y * s) bit for bit when s > 0, so the fused path scales before its ReLU + pool
             if len(channel_scale) != width:
                 raise ValueError(f"channel_scale has {len(channel_scale)} entries, conv2 has {width} channels")
             self.register_buffer("channel_scale", torch.tensor(channel_scale, dtype=torch.float32))
-            self.conv2.register_forward_hook(lambda m, i, o: o * self.channel_scale.to(o.dtype)[:, None, None])
+            self.conv2.register_forward_hook(self._suppress)
+            self._own = (self._suppress,) if min(channel_scale) > 0 else ()
+
+    def _suppress(self, module, inputs, y):
+        return y * self.channel_scale.to(y.dtype)[:, None, None]
 
     def forward(self, x):
-        if plain(self):  # the same bits through the fused ReLU + max-pool kernel (fused.py)
-            return self.fc(self.pool[2](self.pool[1](relu_pool(self.conv2[1](relu_pool(self.conv1[0](x)))))))
+        if plain(self, self._own):  # the same bits through the fused ReLU + max-pool kernel (fused.py)
+            y = self.conv2[1](relu_pool(self.conv1[0](x)))
+            y = self._suppress(None, None, y) if self._own else y
+            return self.fc(self.pool[2](self.pool[1](relu_pool(y))))
         return self.fc(self.pool(self.conv2(self.conv1(x))))
 
     def logits_from_hidden(self, h):
@@ -350,20 +355,6 @@ def capture(model: nn.Module, layer: str | nn.Module, pre: bool = False):
         yield box
     finally:
         h.remove()
-
-
-@torch.no_grad()
-def unit_responses(model: nn.Module, layer: str | nn.Module, x: torch.Tensor, pre: bool = False) -> torch.Tensor:
-    """(N, units) float32 responses of ``layer`` to images x (spatial mean for conv maps), in eval mode."""
-    was = model.training
-    model.eval()
-    try:
-        with capture(model, layer, pre) as box:
-            model(x)
-    finally:
-        model.train(was)
-    a = box["a"].float()
-    return a.mean((2, 3)) if a.dim() == 4 else a
 
 
 def save_model(path: str | Path, model: nn.Module, arch: str, arch_kwargs: dict, meta: dict | None = None):

@@ -8,8 +8,22 @@ import torch
 from torch import nn
 
 from .data import flat_images
-from .models import capture, get_module, unit_responses
+from .models import capture, get_module
 from .optim import Adam
+
+
+@torch.no_grad()
+def unit_responses(model: nn.Module, layer: str | nn.Module, x: torch.Tensor, pre: bool = False) -> torch.Tensor:
+    """(N, units) float32 responses of ``layer`` to images x (spatial mean for conv maps), in eval mode."""
+    was = model.training
+    model.eval()
+    try:
+        with capture(model, layer, pre) as box:
+            model(x)
+    finally:
+        model.train(was)
+    a = box["a"].float()
+    return a.mean((2, 3)) if a.dim() == 4 else a
 
 
 def color_selectivity(responses: torch.Tensor) -> torch.Tensor:
