@@ -157,12 +157,14 @@ FAMILIES = [
     ("shape_cnn", {"width": 0.25}),
     ("convnet", {"widths": [16, 32, 64], "context": 2}),
     ("attention", {}),
+    ("lazy", {}),  # the ReLU + average-pool kernel (bf16 only: fp32 takes PyTorch's pair either way)
 ]
+FAMILY_IDS = ["two_conv", "suppressed", "shape_cnn", "convnet", "attention", "lazy"]
 
 
 @needs_ext
 @pytest.mark.parametrize("bf16", [True, False], ids=["bf16", "fp32"])
-@pytest.mark.parametrize("arch,kw", FAMILIES, ids=["two_conv", "suppressed", "shape_cnn", "convnet", "attention"])
+@pytest.mark.parametrize("arch,kw", FAMILIES, ids=FAMILY_IDS)
 def test_training_through_the_kernel_gives_the_same_bytes(arch, kw, bf16):
     w0, gx0 = train(arch, kw, modules_path=True, bf16=bf16)
     w1, gx1 = train(arch, kw, modules_path=False, bf16=bf16)
@@ -183,3 +185,57 @@ def test_every_checkout_shares_one_build(tmp_path, monkeypatch):
     copy.write_bytes(copy.read_bytes() + b"\n// changed\n")
     assert native.build_dir(copy, ["-O3"])[0] != name  # another source: another build
     assert native.build_dir(copy, ["-O2"])[0] != native.build_dir(copy, ["-O3"])[0]
+
+
+needs_avg = pytest.mark.skipif(fused.avg_extension() is None, reason="the ReLU + average-pool kernel is not used here")
+
+
+def pair_avg(y: torch.Tensor, g: torch.Tensor, f):
+    y = y.detach().requires_grad_(True)
+    out = f(y)
+    out.backward(g)
+    return bits(out), bits(y.grad)
+
+
+@needs_avg
+@pytest.mark.parametrize("grad_layout", [torch.contiguous_format, CL], ids=["nchw_grad", "cl_grad"])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_relu_avg_pool_gives_pytorchs_bits(seed, grad_layout):
+    """Values of every sign and size, ±0, infinities; the gradient in either layout (PyTorch rounds it differently)."""
+    y = awkward((64, 16, 28, 28), torch.bfloat16, seed)
+    y = torch.where(y.isnan(), torch.zeros_like(y), y).contiguous(memory_format=CL)  # NaN: below
+    y.mul_(torch.logspace(-6, 6, 28).to(torch.bfloat16)[:, None])  # magnitudes from 1e-6 to 1e6 down the rows
+    g = (torch.randn(64, 16, 2, 2, generator=torch.Generator().manual_seed(seed)) * 3).to(torch.bfloat16)
+    g = g.contiguous(memory_format=grad_layout)
+    want = pair_avg(y, g, lambda t: F.adaptive_avg_pool2d(F.relu(t), 2))
+    got = pair_avg(y, g, lambda t: fused.relu_avg_pool(t, 2))
+    assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1])
+
+
+@needs_avg
+def test_relu_avg_pool_falls_back_where_it_does_not_apply():
+    g = torch.Generator().manual_seed(3)
+    for y in (
+        torch.randn(4, 16, 28, 28, generator=g).contiguous(memory_format=CL),  # fp32
+        torch.randn(4, 8, 28, 28, generator=g).to(torch.bfloat16).contiguous(memory_format=CL),  # 8 channels
+        torch.randn(4, 16, 27, 27, generator=g).to(torch.bfloat16).contiguous(memory_format=CL),  # overlapping windows
+        torch.randn(4, 16, 28, 28, generator=g).to(torch.bfloat16),  # NCHW
+    ):
+        assert torch.equal(fused.relu_avg_pool(y, 2), F.adaptive_avg_pool2d(F.relu(y), 2))
+    y = torch.randn(4, 16, 28, 28, generator=g).to(torch.bfloat16).contiguous(memory_format=CL)
+    gout = torch.randn(4, 2, 2, 16, generator=g).to(torch.bfloat16).permute(0, 3, 2, 1)  # a gradient in no layout
+    want = pair_avg(y, gout, lambda t: F.adaptive_avg_pool2d(F.relu(t), 2))
+    got = pair_avg(y, gout, lambda t: fused.relu_avg_pool(t, 2))
+    assert torch.equal(got[1], want[1])
+
+
+def test_relu_avg_pool_loads_from_inside_no_grad_and_autocast():
+    """The load-time check runs its own backward: the first call may come from predict (no_grad, autocast)."""
+    fused.avg_extension.cache_clear()
+    try:
+        y = torch.randn(4, 16, 28, 28).to(torch.bfloat16).contiguous(memory_format=CL)
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+            out = fused.relu_avg_pool(y, 2)
+        assert torch.equal(out, F.adaptive_avg_pool2d(F.relu(y), 2))
+    finally:
+        fused.avg_extension.cache_clear()

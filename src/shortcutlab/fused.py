@@ -14,15 +14,22 @@ One exception, harmless: a NaN stays NaN in the same places, but PyTorch's vecto
 It is only an implementation: :func:`relu_pool` falls back to PyTorch's pair for anything but a 4-d
 channels-last bf16/fp32 CPU tensor, when the extension cannot be built (no compiler: a warning, same results,
 slower), or with ``SHORTCUTLAB_FUSED=0``. Models call it only where no hook watches a module (:func:`plain`):
-Grad-CAM, SAEs and the neuron-suppression hook see the modules' own outputs, as before. The extension is
-compiled once per machine (``native.py``: ~30 s, cached, keyed by the CPU's flags, the torch installation, the
-source and the compiler flags: it is built for the CPU it runs on, and every checkout of one environment shares
-the build). Second
-derivatives through it are not implemented (an error, never a wrong value); the one caller that needs them,
-Grad-CAM's differentiable mode, hooks the model and so takes PyTorch's path."""
+Grad-CAM, SAEs and probes see the modules' own outputs, as before (the neuron-suppression hook is the model's own:
+its fused path applies it). The extension is compiled once per machine (``native.py``: ~30 s, cached, keyed by the
+CPU's flags, the torch installation, the source and the compiler flags: it is built for the CPU it runs on, and
+every checkout of one environment shares the build). Second derivatives through it are not implemented (an error,
+never a wrong value); the one caller that needs them, Grad-CAM's differentiable mode, hooks the model and so takes
+PyTorch's path.
+
+The lazy model's ``adaptive_avg_pool2d(relu(y), 2)`` gets the same treatment (``kernels/relu_avg_pool.cpp``,
+:func:`relu_avg_pool`; session 24): bf16, channels-last, 16k channels, windows that tile the map. Its rules are
+arithmetic (fp32 window sums divided by the window size; the backward's division rounded once for a channels-last
+gradient, per dimension for an NCHW one, as PyTorch's two kernels do), so the extension is checked against
+PyTorch's pair on a probe when it loads and is not used where they disagree."""
 
 from __future__ import annotations
 
+import warnings
 from functools import cache
 
 import torch
@@ -33,6 +40,7 @@ from torch.nn import functional as F
 from . import native
 
 SOURCE = native.KERNELS / "relu_pool.cpp"
+CL = torch.channels_last
 
 
 @cache
@@ -54,6 +62,77 @@ class _ReluPool(torch.autograd.Function):
     def backward(ctx, g):
         (code,) = ctx.saved_tensors
         return extension().backward(g, code, ctx.size[0], ctx.size[1])
+
+
+AVG_SOURCE = native.KERNELS / "relu_avg_pool.cpp"
+
+
+@cache
+def avg_extension():
+    """The ReLU + average-pool kernel, or None; checked against PyTorch's pair on a probe when it loads (its
+    rounding rules are those of PyTorch's vectorised bf16 kernels: another build falls back, with a warning)."""
+    ext = native.load(AVG_SOURCE, ["-O3", "-fopenmp", "-ffp-contract=off"] + native.native_flags())
+    if ext is None:
+        return None
+    with torch.inference_mode(False), torch.enable_grad(), torch.autocast("cpu", enabled=False):
+        ok = _agrees(ext)  # whatever context the first caller is in (predict's no_grad, autocast)
+    if not ok:
+        warnings.warn("shortcutlab.fused: relu_avg_pool.cpp disagrees with PyTorch here; its ops used", stacklevel=2)
+        return None
+    return ext
+
+
+def _agrees(ext) -> bool:
+    g = torch.Generator().manual_seed(0)
+    y = (torch.randn(16, 32, 28, 28, generator=g) * 4).to(torch.bfloat16)
+    y.view(-1)[::7] = -0.0
+    y = y.contiguous(memory_format=CL)
+    want = F.adaptive_avg_pool2d(F.relu(y), 2)
+    ok = torch.equal(_bits(ext.forward(y, 2, 2)), _bits(want))
+    for layout in (torch.contiguous_format, CL):  # the backward's rule depends on the gradient's layout
+        gout = torch.randn(16, 32, 2, 2, generator=g).to(torch.bfloat16).contiguous(memory_format=layout)
+        ref = y.detach().requires_grad_(True)
+        F.adaptive_avg_pool2d(F.relu(ref), 2).backward(gout)
+        ok = ok and torch.equal(_bits(ext.backward(gout, y, layout != CL)), _bits(ref.grad))
+    return ok
+
+
+def _bits(t: torch.Tensor) -> torch.Tensor:
+    return t.detach().contiguous().view(torch.int16)
+
+
+class _ReluAvgPool(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, y, size):
+        ctx.save_for_backward(y)
+        return avg_extension().forward(y, size, size)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g):
+        (y,) = ctx.saved_tensors
+        if g.is_contiguous(memory_format=CL) or g.is_contiguous():  # PyTorch's rule follows the layout
+            return avg_extension().backward(g, y, not g.is_contiguous(memory_format=CL)), None
+        with torch.enable_grad():  # any other layout: PyTorch's own pair
+            ref = y.detach().requires_grad_(True)
+            return torch.autograd.grad(F.adaptive_avg_pool2d(F.relu(ref), g.shape[2:]), ref, g)[0], None
+
+
+def relu_avg_pool(y: torch.Tensor, size: int) -> torch.Tensor:
+    """``adaptive_avg_pool2d(relu(y), size)``, bit for bit, through the kernel where it applies: a channels-last
+    bf16 CPU tensor, channels a multiple of 16, windows that tile the map (the lazy model's 28 -> 2)."""
+    if (
+        y.device.type == "cpu"
+        and y.dim() == 4
+        and y.dtype == torch.bfloat16
+        and y.is_contiguous(memory_format=CL)
+        and y.shape[1] % 16 == 0
+        and y.shape[2] % size == 0
+        and y.shape[3] % size == 0
+        and avg_extension() is not None
+    ):
+        return _ReluAvgPool.apply(y, size)
+    return F.adaptive_avg_pool2d(F.relu(y), size)
 
 
 def supported(y: torch.Tensor) -> bool:
