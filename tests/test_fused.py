@@ -239,3 +239,18 @@ def test_relu_avg_pool_loads_from_inside_no_grad_and_autocast():
         assert torch.equal(out, F.adaptive_avg_pool2d(F.relu(y), 2))
     finally:
         fused.avg_extension.cache_clear()
+
+
+@pytest.mark.parametrize("bf16", [True, False], ids=["bf16", "fp32"])
+@pytest.mark.parametrize("heads", [4, 2], ids=["head_dim16", "head_dim32"])
+def test_vit_attention_scale_folded_into_q_gives_the_same_bytes(monkeypatch, bf16, heads):
+    """Scaling q by a power of two before q @ k^T is exact: the ViT trains to the same bytes (head dim 16: scale 1/4);
+    a head dim whose scale is not a power of two (32) keeps the fp32 product, and the same bytes trivially."""
+    from shortcutlab.models import SelfAttention
+
+    kw = {"dim": 64, "depth": 2, "heads": heads, "mlp": 64}
+    monkeypatch.setattr(SelfAttention, "fold_scale", False)
+    w0, gx0 = train("vit", kw, modules_path=False, bf16=bf16)
+    monkeypatch.setattr(SelfAttention, "fold_scale", True)
+    w1, gx1 = train("vit", kw, modules_path=False, bf16=bf16)
+    assert torch.equal(w0, w1) and torch.equal(gx0, gx1)
