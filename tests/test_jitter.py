@@ -88,3 +88,41 @@ def test_bad_factors_are_refused():
     x = torch.rand(4, 3, 8, 8)
     with pytest.raises(RuntimeError, match="one per image"):
         augment.extension().brightness(x, torch.ones(3), torch.tensor(augment.LUMA))
+
+
+def test_the_replay_script_finds_the_consistency_runs_and_counts_differences(tmp_path, monkeypatch):
+    """scripts/recheck_jitter_kernel.py: every consistency run the default params configure, and a replay on a
+    small split that counts 0 differing values (its kernel and operator paths really differ: see the others)."""
+    import importlib.util
+
+    import numpy as np
+
+    from shortcutlab.io import write_npz
+    from shortcutlab.params import load
+    from shortcutlab.runtime import resolve
+
+    spec = importlib.util.spec_from_file_location("recheck", "scripts/recheck_jitter_kernel.py")
+    recheck = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(recheck)
+    p = load("params.yaml")
+    names = [r[0] for r in recheck.runs(p)]
+    assert "train-debiased@consistency" in names and "train-attention@vit_debiased" in names
+    assert sum(n.startswith("bias-sweep@") for n in names) == len(p["bias_sweep"].biases)
+    if augment.extension() is None:
+        return
+    x = (digits(40, 3) * 255).round().to(torch.uint8).numpy()
+    y = np.arange(40) % 10
+    write_npz(
+        tmp_path / "train.npz",
+        x=x,
+        y=y,
+        color=y,
+        conflict=np.zeros(40, bool),
+        gray=x[:, 0],
+        palette=np.random.default_rng(0).random((10, 3)).astype(np.float32),
+    )
+    cfg = p["train_debiased"].method("consistency")
+    rt = resolve(p["compute"])
+    out = recheck.replay(tmp_path / "train.npz", 2, [0, 1], cfg, 16, rt, augment.extension)
+    assert out == {"batches": 12, "images": 160, "differing_values": 0}
+    assert augment.extension() is not None  # the script puts the kernel back
