@@ -3,7 +3,7 @@ batches, one random draw per sample, no Python per image.
 
 On a CPU the arithmetic runs in a C++ kernel (``kernels/color_jitter.cpp``, built by ``native.py``): the same
 fp32 operations in the same order, one rounding each, so the same bits as the PyTorch operators below
-(tests/test_jitter.py), in two passes over the batch instead of ~60 (≈ 8 ms -> ≈ 2 ms for 256 images; a third of
+(tests/test_jitter.py), in two passes over the batch instead of ~60 (6.6 -> 1.05 ms for 256 images; a third of
 the two-conv consistency recipe's step; benchmarks/README.md). Anything else (a GPU, no compiler,
 ``SHORTCUTLAB_FUSED=0``) takes the operators."""
 
