@@ -16,7 +16,11 @@ ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src" / "shortcutlab"
 # files a module reads at run time (not imports): a change to them must rerun its stages too
 DATA = {
-    "fused": ["src/shortcutlab/kernels/relu_avg_pool.cpp", "src/shortcutlab/kernels/relu_pool.cpp"],
+    "fused": [
+        "src/shortcutlab/kernels/bn_relu.cpp",
+        "src/shortcutlab/kernels/relu_avg_pool.cpp",
+        "src/shortcutlab/kernels/relu_pool.cpp",
+    ],
     "augment": ["src/shortcutlab/kernels/color_jitter.cpp"],
 }
 

@@ -203,6 +203,19 @@ def test_bench_relu_pool_times_both_paths_and_checks_the_bytes(tmp_path):
     assert all(r["same_bytes"] is True and r["fused_images_per_s"] > 0 for r in res["families"].values())
 
 
+def test_bench_bn_relu_times_both_paths_and_checks_the_bytes(tmp_path):
+    from shortcutlab import fused
+
+    if fused.bn_extension() is None:
+        pytest.skip("the BatchNorm kernel is not used here")
+    out = tmp_path / "bn_relu.json"
+    cmd = [sys.executable, "benchmarks/bench_bn_relu.py", "--batch", "8", "--steps", "1", "--repeat", "1"]
+    subprocess.run([*cmd, "--json", str(out)], cwd=ROOT, check=True, capture_output=True, timeout=300)
+    res = json.loads(out.read_text())
+    assert len(res["blocks"]) == 3 and all(r["before_ms"] > 0 and r["kernel_ms"] > 0 for r in res["blocks"])
+    assert all(r["same_bytes"] is True and r["kernel_images_per_s"] > 0 for r in res["models"].values())
+
+
 def test_profile_step_ranks_operators_and_their_matmul_share(tmp_path):
     out = tmp_path / "profile.json"
     cmd = [sys.executable, "benchmarks/profile_step.py", "--family", "ViT", "--batch", "8", "--steps", "1"]

@@ -25,7 +25,20 @@ The lazy model's ``adaptive_avg_pool2d(relu(y), 2)`` gets the same treatment (``
 :func:`relu_avg_pool`; session 24): bf16, channels-last, 16k channels, windows that tile the map. Its rules are
 arithmetic (fp32 window sums divided by the window size; the backward's division rounded once for a channels-last
 gradient, per dimension for an NCHW one, as PyTorch's two kernels do), so the extension is checked against
-PyTorch's pair on a probe when it loads and is not used where they disagree."""
+PyTorch's pair on a probe when it loads and is not used where they disagree.
+
+The ConvNet's blocks, BatchNorm2d in training mode + ReLU (+ 2x2 max-pool), get one more (``kernels/bn_relu.cpp``,
+:func:`bn_relu`, :func:`bn_relu_pool`; sessions 25-26): bf16 channels-last activations with 16, 32 or 64 channels and
+fp32 parameters, as bf16 autocast trains them. PyTorch's own sequence writes the normalised activation, reads it for
+the ReLU (and the pool), and backward writes and rereads its gradient; the kernel does neither. BatchNorm's batch
+statistics are sums whose order decides their last bits, so the kernel sums in PyTorch's order (the rows split into
+one contiguous chunk per thread, as its ``parallel_for`` splits them, the chunks added in order) and computes the
+running statistics, the normalisation and every gradient with PyTorch's operations in PyTorch's precision (its
+source: ATen's ``batch_norm_kernel.cpp`` and ``Normalization.cpp``). It too is checked against PyTorch's modules on
+a probe when it loads (every channel count, both block kinds, forward, running statistics and gradients) and not
+used where they disagree; eval-mode BatchNorm (attacks, maps) keeps PyTorch's path. It is built only where PyTorch
+runs its AVX-512 kernels and the CPU has AVX-512 (the pooled window and the backward are AVX-512 intrinsics); ConvNet
+training is 1.17-1.26x faster with it (``benchmarks/bench_bn_relu.py``)."""
 
 from __future__ import annotations
 
@@ -173,3 +186,120 @@ def plain(model: nn.Module, own=()) -> bool:
         or mod._backward_pre_hooks
         for mod in model.modules()
     )
+
+
+BN_SOURCE = native.KERNELS / "bn_relu.cpp"
+BN_CHANNELS = (16, 32, 64)
+
+
+@cache
+def bn_extension():
+    """The BatchNorm + ReLU (+ max-pool) kernel, or None; checked against PyTorch's modules on a probe when it loads.
+    Only on a CPU where PyTorch runs its AVX-512 kernels (the ones whose arithmetic it reproduces) and the compiler
+    can target AVX-512 (its window and backward are written in AVX-512 intrinsics); elsewhere the modules run."""
+    if not _avx512():
+        return None
+    flags = ["-O3", "-fopenmp", "-ffp-contract=off", "-fno-trapping-math", "-mprefer-vector-width=512"]
+    ext = native.load(BN_SOURCE, flags + native.native_flags())
+    if ext is None:
+        return None
+    with torch.inference_mode(False), torch.enable_grad(), torch.autocast("cpu", enabled=False):
+        ok = all(_bn_agrees(ext, c, pool, n, s) for c in BN_CHANNELS for pool in (True, False) for n, s in _BN_PROBES)
+    if not ok:
+        warnings.warn("shortcutlab.fused: bn_relu.cpp disagrees with PyTorch here; its ops used", stacklevel=2)
+        return None
+    return ext
+
+
+def _avx512() -> bool:
+    flags = native.cpu_tag().split()
+    return torch.backends.cpu.get_cpu_capability() == "AVX512" and {"avx512f", "avx512bw"} <= set(flags)
+
+
+_BN_PROBES = ((8, 14), (3, 7))  # (batch, side): an even and an odd number of rows per thread
+
+
+def _bn_agrees(ext, c: int, pool: bool, n: int, side: int) -> bool:
+    g = torch.Generator().manual_seed(c + side)
+    x = (torch.randn(n, c, side, side, generator=g) * 3 + 0.5).to(torch.bfloat16)
+    x.view(-1)[::11] = -0.0
+    x = x.contiguous(memory_format=CL)
+    w, b = torch.randn(c, generator=g), torch.randn(c, generator=g)
+    stats = [torch.randn(c, generator=g), torch.rand(c, generator=g) + 0.5]
+    mine = [t.clone() for t in stats]
+    ref = x.detach().requires_grad_(True)
+    wr, br = w.clone().requires_grad_(True), b.clone().requires_grad_(True)
+    y = F.relu(F.batch_norm(ref, *stats, wr, br, True, 0.1, 1e-5))
+    y = F.max_pool2d(y, 2) if pool else y
+    gout = torch.randn(y.shape, generator=g).to(torch.bfloat16).contiguous(memory_format=CL)
+    y.backward(gout)
+    out, code, mean, invstd = ext.forward(x, w, b, *mine, 0.1, 1e-5, pool)
+    dx, dw, db = ext.backward(gout, x, code, w, b, mean, invstd)
+    pairs = [(out, y), (dx, ref.grad), (mine[0], stats[0]), (mine[1], stats[1]), (dw, wr.grad), (db, br.grad)]
+    return all(torch.equal(_raw(a), _raw(r)) for a, r in pairs)
+
+
+def _raw(t: torch.Tensor) -> torch.Tensor:
+    return _bits(t) if t.dtype == torch.bfloat16 else t.detach().contiguous().view(torch.int32)
+
+
+def _bn_applies(x: torch.Tensor, bn: nn.BatchNorm2d) -> bool:
+    return (
+        bn.training
+        and bn.track_running_stats
+        and bn.affine
+        and bn.momentum is not None
+        and bn.running_mean is not None
+        and bn.num_batches_tracked is not None
+        and x.device.type == "cpu"
+        and x.dim() == 4
+        and x.dtype == torch.bfloat16
+        and x.is_contiguous(memory_format=CL)
+        and x.shape[1] in BN_CHANNELS
+        and x.shape[0] * x.shape[2] * x.shape[3] > torch.get_num_threads()
+        and bn.weight.dtype == bn.running_mean.dtype == torch.float32
+        and bn_extension() is not None
+    )
+
+
+class _BnRelu(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, w, b, running_mean, running_var, momentum, eps, pool):
+        out, code, mean, invstd = bn_extension().forward(x, w, b, running_mean, running_var, momentum, eps, pool)
+        ctx.save_for_backward(x, code, w, b, mean, invstd)
+        ctx.eps = eps
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g):
+        x, code, w, b, mean, invstd = ctx.saved_tensors
+        if code is not None:  # as relu_pool's backward: the pooled gradient made channels-last first
+            g = g.contiguous(memory_format=CL)
+        if g.dtype == torch.bfloat16 and g.is_contiguous(memory_format=CL):
+            dx, dw, db = bn_extension().backward(g, x, code, w, b, mean, invstd)
+        else:  # PyTorch's own ops from the saved statistics (its backward follows the gradient's layout)
+            alpha = invstd * w
+            y = (x.float() * alpha[:, None, None] + (b - mean * alpha)[:, None, None]).to(x.dtype)
+            dy = torch.ops.aten.threshold_backward(g, F.relu(y), 0)
+            dx, dw, db = torch.ops.aten.native_batch_norm_backward(
+                dy, x, w, None, None, mean, invstd, True, ctx.eps, [True, True, True]
+            )
+        return dx, dw, db, None, None, None, None, None
+
+
+def _bn_block(x: torch.Tensor, bn: nn.BatchNorm2d, pool: bool) -> torch.Tensor:
+    bn.num_batches_tracked.add_(1)  # what the module's forward does in training mode
+    return _BnRelu.apply(x, bn.weight, bn.bias, bn.running_mean, bn.running_var, bn.momentum, bn.eps, pool)
+
+
+def bn_relu(x: torch.Tensor, bn: nn.BatchNorm2d) -> torch.Tensor:
+    """``relu(bn(x))``, bit for bit (running statistics included), through the kernel where it applies."""
+    return _bn_block(x, bn, False) if _bn_applies(x, bn) else F.relu(bn(x))
+
+
+def bn_relu_pool(x: torch.Tensor, bn: nn.BatchNorm2d) -> torch.Tensor:
+    """``max_pool2d(relu(bn(x)), 2)``, bit for bit, through the kernel where it applies (else :func:`relu_pool`)."""
+    if _bn_applies(x, bn) and x.shape[2] >= 2 and x.shape[3] >= 2:
+        return _bn_block(x, bn, True)
+    return relu_pool(bn(x))

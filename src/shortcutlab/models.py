@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .fused import plain, relu_avg_pool, relu_pool
+from .fused import bn_relu, bn_relu_pool, plain, relu_avg_pool, relu_pool
 from .io import ArtifactError, load_state, recovery, save_state
 
 
@@ -134,10 +134,10 @@ class ConvNet(nn.Module):
             self.cam_layer = "layer3"
 
     def forward(self, x):
-        if plain(self):  # the same bits through the fused ReLU + max-pool kernel (fused.py)
-            for cbr in (self.stem, self.layer2[1]):
-                x = relu_pool(cbr[1](cbr[0](x)))
-            return self.fc(self.pool(self.head(self.layer3[1](x))))
+        if plain(self):  # the same bits through the fused BatchNorm + ReLU (+ max-pool) kernel (fused.py)
+            for i, cbr in enumerate((self.stem, self.layer2[1], self.layer3[1], *self.head.children())):
+                x = (bn_relu_pool if i < 2 else bn_relu)(cbr[0](x), cbr[1])
+            return self.fc(self.pool(x))
         return self.fc(self.pool(self.head(self.layer3(self.layer2(self.stem(x))))))
 
     def logits_from_hidden(self, h):
