@@ -89,6 +89,22 @@ def test_a_gradient_in_another_layout_takes_pytorchs_ops():
     assert same(run(fused.bn_relu, x, a, 5, layout), run(modules(False), x, b, 5, layout))
 
 
+@needs_bn
+def test_the_other_layouts_backward_masks_with_the_forwards_own_output():
+    """With the gradient in NCHW (the ConvNet's last block, under its average pool) the backward runs PyTorch's ops,
+    and relu's gradient mask must come from the forward's exact output: a bias that puts one value per channel at ~0
+    after normalisation, where an unfused x * alpha + beta rounds to the other side of 0 for thousands of values."""
+    x = activation(64, 64, 7, 0)
+    a, b = bn_copy(64, 0)
+    w = a.weight.detach()
+    _, mean, invstd = torch.native_batch_norm(x, w, a.bias.detach(), None, None, True, 0.1, 1e-5)
+    bias = -(x[0, :, 3, 3].float() - mean) * invstd * w
+    with torch.no_grad():
+        a.bias.copy_(bias), b.bias.copy_(bias)
+    layout = torch.contiguous_format
+    assert same(run(fused.bn_relu, x, a, 0, layout), run(modules(False), x, b, 0, layout))
+
+
 @pytest.mark.parametrize("case", ["fp32", "eval", "cumulative_momentum", "24_channels", "nchw", "no_counter"])
 def test_where_the_kernel_does_not_apply_the_modules_run(case):
     c = 24 if case == "24_channels" else 32
@@ -113,5 +129,20 @@ def test_bn_kernel_loads_from_inside_no_grad_and_autocast():
         with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
             assert torch.equal(fused.bn_relu_pool(x, a), F.max_pool2d(F.relu(b(x)), 2))
         assert same([bits(t) for t in a.buffers()], [bits(t) for t in b.buffers()])
+    finally:
+        fused.bn_extension.cache_clear()
+
+
+def test_bn_kernel_is_built_only_where_the_cpu_has_avx512(monkeypatch):
+    """Its window and backward are AVX-512 intrinsics: on another CPU no build is tried and the modules run."""
+    monkeypatch.setattr(fused.native, "cpu_tag", lambda: "model name : x\nflags : fpu sse2 avx avx2 fma")
+    monkeypatch.setattr(fused.native, "load", lambda *a, **k: pytest.fail("a build was tried"))
+    fused.bn_extension.cache_clear()
+    try:
+        assert fused.bn_extension() is None
+        x = activation(8, 32, 14, 3)
+        a, b = bn_copy(32, 3)
+        assert not fused._bn_applies(x, a)
+        assert same(run(fused.bn_relu_pool, x, a, 3), run(modules(True), x, b, 3))
     finally:
         fused.bn_extension.cache_clear()

@@ -278,10 +278,8 @@ class _BnRelu(torch.autograd.Function):
             g = g.contiguous(memory_format=CL)
         if g.dtype == torch.bfloat16 and g.is_contiguous(memory_format=CL):
             dx, dw, db = bn_extension().backward(g, x, code, w, b, mean, invstd)
-        else:  # PyTorch's own ops from the saved statistics (its backward follows the gradient's layout)
-            alpha = invstd * w
-            y = (x.float() * alpha[:, None, None] + (b - mean * alpha)[:, None, None]).to(x.dtype)
-            dy = torch.ops.aten.threshold_backward(g, F.relu(y), 0)
+        else:  # PyTorch's own backward ops (they follow the gradient's layout), on the forward's exact relu output
+            dy = torch.ops.aten.threshold_backward(g, bn_extension().relu_of(x, w, b, mean, invstd), 0)
             dx, dw, db = torch.ops.aten.native_batch_norm_backward(
                 dy, x, w, None, None, mean, invstd, True, ctx.eps, [True, True, True]
             )

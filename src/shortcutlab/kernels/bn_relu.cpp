@@ -353,6 +353,28 @@ static std::vector<torch::Tensor> backward_c(torch::Tensor g, torch::Tensor x, t
   return {dx, dw, db};
 }
 
+// relu(BatchNorm(x)) from saved statistics, the forward's arithmetic (no statistics updated): what PyTorch's relu
+// backward compares with 0 when the gradient arrives in another layout (fused.py then runs PyTorch's backward ops).
+template <int C>
+static torch::Tensor relu_of_c(torch::Tensor x, torch::Tensor w, torch::Tensor b, torch::Tensor mean, torch::Tensor invstd) {
+  std::vector<float> alpha(C), beta(C);
+  linear_terms(mean.data_ptr<float>(), invstd.data_ptr<float>(), w.data_ptr<float>(), b.data_ptr<float>(),
+               alpha.data(), beta.data(), C);
+  auto out = torch::empty_like(x, x.options().memory_format(at::MemoryFormat::ChannelsLast));
+  relu_out<C>(bits(x), alpha.data(), beta.data(), bits_out(out), x.size(0) * x.size(2) * x.size(3));
+  return out;
+}
+
+torch::Tensor relu_of(torch::Tensor x, torch::Tensor w, torch::Tensor b, torch::Tensor mean, torch::Tensor invstd) {
+  check(x, w);
+  switch (x.size(1)) {
+    case 16: return relu_of_c<16>(x, w, b, mean, invstd);
+    case 32: return relu_of_c<32>(x, w, b, mean, invstd);
+    case 64: return relu_of_c<64>(x, w, b, mean, invstd);
+    default: TORCH_CHECK(false, "bn_relu: 16, 32 or 64 channels");
+  }
+}
+
 std::vector<torch::Tensor> forward(torch::Tensor x, torch::Tensor w, torch::Tensor b, torch::Tensor rm,
                                    torch::Tensor rv, double momentum, double eps, bool pool) {
   check(x, w);
@@ -384,4 +406,5 @@ std::vector<torch::Tensor> backward(torch::Tensor g, torch::Tensor x, std::optio
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("forward", &forward);
   m.def("backward", &backward);
+  m.def("relu_of", &relu_of);
 }
