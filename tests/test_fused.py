@@ -254,3 +254,61 @@ def test_vit_attention_scale_folded_into_q_gives_the_same_bytes(monkeypatch, bf1
     monkeypatch.setattr(SelfAttention, "fold_scale", True)
     w1, gx1 = train("vit", kw, modules_path=False, bf16=bf16)
     assert torch.equal(w0, w1) and torch.equal(gx0, gx1)
+
+
+# Submodules each family's fused path still calls as modules (models.py passes them to fused.plain as ``calls``):
+# a hook on one of them, or inside one, must keep the fused path and see the modules' path's values and gradients.
+CALLED = [
+    ("lazy", {}, ["classifier", "classifier.2"]),
+    ("shape_cnn", {"width": 0.25}, ["block3", "pool", "fc"]),
+    ("convnet", {"widths": [16, 32, 64], "context": 0}, ["pool", "fc"]),
+    ("attention", {}, ["score", "attention", "pool", "fc"]),
+]
+
+
+def hooked_training(monkeypatch, arch: str, kw: dict, layer: str, modules_path: bool):
+    """Three bf16 Adam steps whose loss also uses what a hook on ``layer`` captured (as ReBias uses the ConvNet's
+    pooled features), then an eval-mode input gradient through it: every byte, and which path each forward took."""
+    from shortcutlab import models
+
+    taken = []
+
+    def spy(*a, **k):
+        taken.append(fused.plain(*a, **k))
+        return taken[-1]
+
+    monkeypatch.setattr(models, "plain", spy)
+    torch.manual_seed(0)
+    m = build(arch, **kw).to(memory_format=CL)
+    if modules_path:
+        m.register_forward_hook(lambda *a: None)
+    opt = torch.optim.Adam(m.parameters(), 1e-2)
+    g = torch.Generator().manual_seed(1)
+    for _ in range(3):
+        x = torch.rand(32, 3, 28, 28, generator=g).contiguous(memory_format=CL)
+        y = torch.randint(0, 10, (32,), generator=g)
+        with torch.autocast("cpu", dtype=torch.bfloat16), models.capture(m, layer) as box:
+            loss = F.cross_entropy(m(x).float(), y) + box["a"].float().square().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    m.eval()
+    x = torch.rand(8, 3, 28, 28, generator=g).contiguous(memory_format=CL).requires_grad_(True)
+    with torch.autocast("cpu", dtype=torch.bfloat16), models.capture(m, layer) as box:
+        (m(x).float().logsumexp(1).sum() + box["a"].float().sum()).backward()
+    state = torch.cat([bits(p).flatten() for p in m.state_dict().values()])
+    return state, bits(x.grad), bits(box["a"]), taken
+
+
+@needs_ext
+@pytest.mark.parametrize("arch,kw,layers", CALLED, ids=[c[0] for c in CALLED])
+def test_a_hook_on_a_module_the_fused_path_calls_keeps_it(monkeypatch, arch, kw, layers):
+    for layer in layers:
+        *want, via_modules = hooked_training(monkeypatch, arch, kw, layer, modules_path=True)
+        *got, via_fused = hooked_training(monkeypatch, arch, kw, layer, modules_path=False)
+        assert not any(via_modules) and all(via_fused), f"{arch}/{layer}: the wrong path ran"
+        for a, b, what in zip(want, got, ("trained state", "input gradient", "captured value"), strict=True):
+            assert torch.equal(a, b), f"{arch}, hook on {layer}: {what} differs"
+    m = build(arch, **kw)
+    m.get_submodule(layers[0]).register_forward_hook(lambda *a: None)
+    assert fused.plain(m, calls=layers[:1]) and not fused.plain(m)  # a hook elsewhere: the modules' path, as before

@@ -166,10 +166,12 @@ def relu_pool(y: torch.Tensor) -> torch.Tensor:
     return F.max_pool2d(F.relu(y), 2)
 
 
-def plain(model: nn.Module, own=()) -> bool:
+def plain(model: nn.Module, own=(), calls=()) -> bool:
     """True when no hook watches any of the model's modules (nor a global module hook): then a forward may
-    skip calling the ReLU and MaxPool modules it fuses. Any hook, e.g. Grad-CAM's, gives the modules' path,
-    except the forward hooks in ``own``: the model's own (neuron suppression), which its fused path applies itself."""
+    skip calling the ReLU, MaxPool and BatchNorm modules it fuses. Any hook, e.g. Grad-CAM's, gives the modules'
+    path, except the forward hooks in ``own`` (the model's own, neuron suppression, which its fused path applies
+    itself) and any hook on the submodules named in ``calls`` or inside them: the ones the fused path still calls as
+    modules (a pooling head, the classifier), whose hooks fire there as usual and see the same values."""
     from torch.nn.modules import module as m
 
     if (
@@ -179,12 +181,14 @@ def plain(model: nn.Module, own=()) -> bool:
         or m._global_backward_pre_hooks
     ):
         return False
+    called = {id(sub) for name in calls for sub in model.get_submodule(name).modules()}
     return not any(
         any(h not in own for h in mod._forward_hooks.values())
         or mod._forward_pre_hooks
         or mod._backward_hooks
         or mod._backward_pre_hooks
         for mod in model.modules()
+        if id(mod) not in called
     )
 
 

@@ -31,7 +31,7 @@ class LazyCNN(nn.Module):
         self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(width * 4, hidden), nn.ReLU(), nn.Linear(hidden, 10))
 
     def forward(self, x):
-        if plain(self):  # the same bits through the fused ReLU + average-pool kernel (fused.py)
+        if plain(self, calls=("classifier",)):  # the same bits through the fused ReLU + average-pool kernel
             return self.classifier(relu_avg_pool(self.color_mixer[0](x), 2))
         return self.classifier(self.global_pool(self.color_mixer(x)))
 
@@ -98,7 +98,7 @@ class ShapeCNN(nn.Module):
         self.fc = nn.Linear(c[4], 10)
 
     def forward(self, x):
-        if plain(self):  # the same bits through the fused ReLU + max-pool kernel (fused.py)
+        if plain(self, calls=("block3", "pool", "fc")):  # the same bits through the fused ReLU + max-pool kernel
             for b in (self.block1, self.block2):
                 x = relu_pool(b[2](b[1](b[0](x))))
             return self.fc(self.pool(self.block3(x)))
@@ -134,7 +134,7 @@ class ConvNet(nn.Module):
             self.cam_layer = "layer3"
 
     def forward(self, x):
-        if plain(self):  # the same bits through the fused BatchNorm + ReLU (+ max-pool) kernel (fused.py)
+        if plain(self, calls=("pool", "fc")):  # the same bits through the BatchNorm + ReLU (+ max-pool) kernel
             for i, cbr in enumerate((self.stem, self.layer2[1], self.layer3[1], *self.head.children())):
                 x = (bn_relu_pool if i < 2 else bn_relu)(cbr[0](x), cbr[1])
             return self.fc(self.pool(x))
@@ -212,8 +212,8 @@ class AttentionCNN(nn.Module):
         self.fc = nn.Linear(width, 10)
 
     def forward(self, x):
-        # with no hook watching, the same bits through the fused ReLU + max-pool kernel (fused.py)
-        f = relu_pool(self.conv2[1](relu_pool(self.conv1[0](x)))) if plain(self) else self.conv2(self.conv1(x))
+        fused = plain(self, calls=("score", "attention", "pool", "fc"))  # the fused ReLU + max-pool kernel's bits
+        f = relu_pool(self.conv2[1](relu_pool(self.conv1[0](x)))) if fused else self.conv2(self.conv1(x))
         a = self.attention(self.score(f).float())
         return self.fc(self.pool(f, a))
 
