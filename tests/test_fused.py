@@ -126,15 +126,20 @@ def test_any_hook_gives_the_modules_path():
     assert m._own == () and not fused.plain(m, m._own)  # a zero scale: relu(y * 0) keeps -0, so the modules
 
 
-def train(arch: str, kw: dict, modules_path: bool, bf16: bool, steps: int = 4):
-    """A few Adam steps of ``arch`` on random data (channels-last, as the pipeline trains); with
-    ``modules_path`` a do-nothing hook makes every forward call the ReLU and MaxPool modules."""
+def start(arch: str, kw: dict, modules_path: bool):
+    """A seeded channels-last model, its Adam and the data generator; with ``modules_path`` a do-nothing hook on the
+    model makes every forward call the ReLU, MaxPool and BatchNorm modules."""
     torch.manual_seed(0)
     m = build(arch, **kw).to(memory_format=CL)
     if modules_path:
         m.register_forward_hook(lambda *a: None)
-    opt = torch.optim.Adam(m.parameters(), 1e-2)
-    g = torch.Generator().manual_seed(1)
+    return m, torch.optim.Adam(m.parameters(), 1e-2), torch.Generator().manual_seed(1)
+
+
+def train(arch: str, kw: dict, modules_path: bool, bf16: bool, steps: int = 4):
+    """A few Adam steps of ``arch`` on random data (channels-last, as the pipeline trains); with
+    ``modules_path`` a do-nothing hook makes every forward call the ReLU and MaxPool modules."""
+    m, opt, g = start(arch, kw, modules_path)
     for _ in range(steps):
         x = torch.rand(32, 3, 28, 28, generator=g).contiguous(memory_format=CL)
         y = torch.randint(0, 10, (32,), generator=g)
@@ -278,12 +283,7 @@ def hooked_training(monkeypatch, arch: str, kw: dict, layer: str, modules_path: 
         return taken[-1]
 
     monkeypatch.setattr(models, "plain", spy)
-    torch.manual_seed(0)
-    m = build(arch, **kw).to(memory_format=CL)
-    if modules_path:
-        m.register_forward_hook(lambda *a: None)
-    opt = torch.optim.Adam(m.parameters(), 1e-2)
-    g = torch.Generator().manual_seed(1)
+    m, opt, g = start(arch, kw, modules_path)
     for _ in range(3):
         x = torch.rand(32, 3, 28, 28, generator=g).contiguous(memory_format=CL)
         y = torch.randint(0, 10, (32,), generator=g)
