@@ -225,3 +225,12 @@ def test_profile_step_ranks_operators_and_their_matmul_share(tmp_path):
     assert res["step_ms"] > 0 and ops == sorted(ops, reverse=True)
     assert "aten::bmm" in res["ops_ms_per_step"] and 0 < res["matmul_and_conv_share"] < 1
     assert res["profiled_ms_per_step"] == pytest.approx(sum(ops))
+
+
+def test_probe_hsic_threads_finds_the_default_estimator_thread_invariant():
+    cmd = [sys.executable, "benchmarks/probe_hsic_threads.py", "--batch", "64", "--repeat", "2"]
+    out = subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, text=True, timeout=300).stdout
+    rows = {line.split()[0]: line for line in out.splitlines() if "batch 64" in line}
+    assert set(rows) == {"median", "published"}, out
+    assert "same bits" in rows["median"], out  # the default's penalty: one thread and every core agree
+    assert out.strip().splitlines()[-1] in {"all byte-identical", "some differ between thread counts or repeats"}
