@@ -23,13 +23,13 @@ from shortcutlab.params import Compute
 from shortcutlab.runtime import resolve
 
 
-def digest(name: str, batch: int, dims: tuple[int, int], seed: int = 0) -> str:
-    """MD5 of the penalty HSIC(f, g) and its gradients with respect to both feature batches."""
+def digest(name: str, rt, batch: int, dims: tuple[int, int], seed: int = 0) -> str:
+    """MD5 of the penalty HSIC(f, g) and its gradients with respect to both feature batches (post-ReLU features
+    rounded to bf16, as the models hand them over under autocast)."""
     gen = torch.Generator().manual_seed(seed)
-    f = torch.randn(batch, dims[0], generator=gen).relu().requires_grad_()
-    g = torch.randn(batch, dims[1], generator=gen).relu().requires_grad_()
-    with resolve(Compute(device="cpu", precision="auto", threads=0)).autocast():
-        value = HSIC[name](f.bfloat16().float(), g)
+    f, g = (torch.randn(batch, d, generator=gen).relu().bfloat16().float().requires_grad_() for d in dims)
+    with rt.autocast():
+        value = HSIC[name](f, g)
     value.backward()
     return hashlib.md5(b"".join(t.detach().numpy().tobytes() for t in (value, f.grad, g.grad))).hexdigest()[:12]
 
@@ -42,12 +42,13 @@ def main() -> None:
     args = ap.parse_args()
     dims = tuple(int(d) for d in args.dims.split(","))
     cores = os.cpu_count() or 1
+    rt = resolve(Compute(device="cpu", precision="auto", threads=0))
     same_everywhere = True
     for name in HSIC:
         seen = {}
         for threads in (1, cores):
             torch.set_num_threads(threads)
-            seen[threads] = {digest(name, args.batch, dims) for _ in range(args.repeat)}
+            seen[threads] = {digest(name, rt, args.batch, dims) for _ in range(args.repeat)}
         same = len(set().union(*seen.values())) == 1
         same_everywhere &= same
         shown = "; ".join(f"{t} thread(s): {', '.join(sorted(d))}" for t, d in seen.items())
