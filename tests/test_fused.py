@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from shortcutlab import fused, native
+from shortcutlab import fused, models, native
 from shortcutlab.models import build
 
 needs_ext = pytest.mark.skipif(fused.extension() is None, reason="the extension could not be built here")
@@ -312,3 +312,33 @@ def test_a_hook_on_a_module_the_fused_path_calls_keeps_it(monkeypatch, arch, kw,
     m = build(arch, **kw)
     m.get_submodule(layers[0]).register_forward_hook(lambda *a: None)
     assert fused.plain(m, calls=layers[:1]) and not fused.plain(m)  # a hook elsewhere: the modules' path, as before
+
+
+def test_grad_channels_last_keeps_the_value_and_hands_the_gradient_back_channels_last():
+    x = torch.randn(4, 8, 7, 7).contiguous(memory_format=CL).requires_grad_(True)
+    y = fused.grad_channels_last(x)
+    assert torch.equal(y, x) and y.stride() == x.stride()
+    seen = {}
+    h = x.register_hook(lambda g: seen.setdefault("g", g))
+    y.mean((2, 3)).sum().backward()  # mean's backward writes NCHW
+    h.remove()
+    assert seen["g"].is_contiguous(memory_format=CL) and not seen["g"].is_contiguous()
+    assert torch.equal(x.grad, torch.full_like(x, 1 / 49))
+    for z in (torch.randn(4, 8, 7, 7, requires_grad=True), torch.randn(4, 8, 7, 7).contiguous(memory_format=CL)):
+        assert fused.grad_channels_last(z) is z  # NCHW, or no gradient wanted: nothing to do
+
+
+def test_the_convnets_last_block_gets_its_gradient_channels_last(monkeypatch):
+    """The ConvNet's fused path hands its last ReLU a channels-last gradient (threshold backward at full speed; in
+    training the BatchNorm kernel's backward). test_training_through_the_kernel_gives_the_same_bytes checks bytes."""
+    seen = {}
+
+    def watched(x):
+        x.register_hook(lambda g: seen.setdefault("g", g))  # the gradient that reaches the last block's output
+        return fused.grad_channels_last(x)
+
+    monkeypatch.setattr(models, "grad_channels_last", watched)
+    m = build("convnet", widths=[16, 32, 64], context=2).to(memory_format=CL).eval()
+    x = torch.rand(4, 3, 28, 28).contiguous(memory_format=CL).requires_grad_(True)
+    m(x).sum().backward()
+    assert seen["g"].is_contiguous(memory_format=CL) and not seen["g"].is_contiguous()

@@ -166,6 +166,29 @@ def relu_pool(y: torch.Tensor) -> torch.Tensor:
     return F.max_pool2d(F.relu(y), 2)
 
 
+class _GradChannelsLast(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g.contiguous(memory_format=CL)
+
+
+def grad_channels_last(x: torch.Tensor) -> torch.Tensor:
+    """``x`` unchanged; its gradient handed back channels-last (session 28). A global average pool's backward
+    (``mean``'s) writes an NCHW gradient into a channels-last activation. Under it, relu's threshold backward reads
+    one operand channels-last and one not (≈ 6x slower than both channels-last), and in training the ConvNet's
+    last BatchNorm + ReLU block cannot use the kernel's backward. The bytes stay: threshold backward writes its
+    output in the layout of relu's output (its first input), channels-last either way, with the same values, and
+    BatchNorm's backward on that channels-last gradient is what the kernel reproduces (checked when it loads).
+    ConvNet training step 23.5 -> 20.2 ms, its eval-mode input gradient (attacks) 31.6 -> 29.1 ms (batch 256/500)."""
+    if x.requires_grad and x.dim() == 4 and x.is_contiguous(memory_format=CL) and not x.is_contiguous():
+        return _GradChannelsLast.apply(x)
+    return x
+
+
 def plain(model: nn.Module, own=(), calls=()) -> bool:
     """True when no hook watches any of the model's modules (nor a global module hook): then a forward may
     skip calling the ReLU, MaxPool and BatchNorm modules it fuses. Any hook, e.g. Grad-CAM's, gives the modules'

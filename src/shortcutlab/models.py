@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .fused import bn_relu, bn_relu_pool, plain, relu_avg_pool, relu_pool
+from .fused import bn_relu, bn_relu_pool, grad_channels_last, plain, relu_avg_pool, relu_pool
 from .io import ArtifactError, load_state, recovery, save_state
 
 
@@ -137,7 +137,7 @@ class ConvNet(nn.Module):
         if plain(self, calls=("pool", "fc")):  # the same bits through the BatchNorm + ReLU (+ max-pool) kernel
             for i, cbr in enumerate((self.stem, self.layer2[1], self.layer3[1], *self.head.children())):
                 x = (bn_relu_pool if i < 2 else bn_relu)(cbr[0](x), cbr[1])
-            return self.fc(self.pool(x))
+            return self.fc(self.pool(grad_channels_last(x)))
         return self.fc(self.pool(self.head(self.layer3(self.layer2(self.stem(x))))))
 
     def logits_from_hidden(self, h):
