@@ -183,7 +183,9 @@ def grad_channels_last(x: torch.Tensor) -> torch.Tensor:
     last BatchNorm + ReLU block cannot use the kernel's backward. The bytes stay: threshold backward writes its
     output in the layout of relu's output (its first input), channels-last either way, with the same values, and
     BatchNorm's backward on that channels-last gradient is what the kernel reproduces (checked when it loads).
-    ConvNet training step 23.5 -> 20.2 ms, its eval-mode input gradient (attacks) 31.6 -> 29.1 ms (batch 256/500)."""
+    ConvNet training step 23.5 -> 20.2 ms, its eval-mode input gradient (attacks) 31.6 -> 29.1 ms (batch 256/500).
+    The attention CNN's pooled features take the same route: their two gradients (score conv, attention pool) are
+    then added channels-last, not mixed (a sum of two values, the same in either order and layout)."""
     if x.requires_grad and x.dim() == 4 and x.is_contiguous(memory_format=CL) and not x.is_contiguous():
         return _GradChannelsLast.apply(x)
     return x

@@ -215,7 +215,7 @@ class AttentionCNN(nn.Module):
         fused = plain(self, calls=("score", "attention", "pool", "fc"))  # the fused ReLU + max-pool kernel's bits
         f = relu_pool(self.conv2[1](relu_pool(self.conv1[0](x)))) if fused else self.conv2(self.conv1(x))
         a = self.attention(self.score(f).float())
-        return self.fc(self.pool(f, a))
+        return self.fc(self.pool(grad_channels_last(f) if fused else f, a))
 
     def logits_from_hidden(self, h):
         return self.fc(h)
