@@ -328,9 +328,11 @@ def test_grad_channels_last_keeps_the_value_and_hands_the_gradient_back_channels
         assert fused.grad_channels_last(z) is z  # NCHW, or no gradient wanted: nothing to do
 
 
-def test_the_convnets_last_block_gets_its_gradient_channels_last(monkeypatch):
+@pytest.mark.parametrize("arch,kw", [("convnet", {"widths": [16, 32, 64], "context": 2}), ("attention", {})])
+def test_the_pooled_features_get_their_gradient_channels_last(monkeypatch, arch, kw):
     """The ConvNet's fused path hands its last ReLU a channels-last gradient (threshold backward at full speed; in
-    training the BatchNorm kernel's backward). test_training_through_the_kernel_gives_the_same_bytes checks bytes."""
+    training the BatchNorm kernel's backward); the attention CNN's features get both their gradients channels-last.
+    test_training_through_the_kernel_gives_the_same_bytes checks the bytes."""
     seen = {}
 
     def watched(x):
@@ -338,7 +340,7 @@ def test_the_convnets_last_block_gets_its_gradient_channels_last(monkeypatch):
         return fused.grad_channels_last(x)
 
     monkeypatch.setattr(models, "grad_channels_last", watched)
-    m = build("convnet", widths=[16, 32, 64], context=2).to(memory_format=CL).eval()
+    m = build(arch, **kw).to(memory_format=CL).eval()
     x = torch.rand(4, 3, 28, 28).contiguous(memory_format=CL).requires_grad_(True)
     m(x).sum().backward()
     assert seen["g"].is_contiguous(memory_format=CL) and not seen["g"].is_contiguous()
