@@ -233,3 +233,14 @@ def test_probe_hsic_threads_finds_the_default_estimator_thread_invariant():
     rows = {line.split()[0]: line for line in out.splitlines() if "batch 64" in line}
     assert set(rows) == {"median", "published"}, out
     assert "same bits" in rows["median"], out  # the default's penalty: one thread and every core agree
+
+
+def test_bench_grad_layout_times_both_ways_and_checks_the_bytes(tmp_path):
+    out = tmp_path / "grad_layout.json"
+    cmd = [sys.executable, "benchmarks/bench_grad_layout.py", "--batch", "8", "--steps", "1", "--repeat", "1"]
+    subprocess.run([*cmd, "--json", str(out)], cwd=ROOT, check=True, capture_output=True, timeout=300)
+    res = json.loads(out.read_text())
+    assert set(res) == {"convnet (+2 context convs)", "attention CNN"}
+    for row in res.values():
+        for use in ("train", "input_grad"):
+            assert row[use]["same_bytes"] is True and row[use]["on_images_per_s"] > 0

@@ -315,8 +315,9 @@ def test_a_hook_on_a_module_the_fused_path_calls_keeps_it(monkeypatch, arch, kw,
 
 
 def test_grad_channels_last_keeps_the_value_and_hands_the_gradient_back_channels_last():
+    model = torch.nn.Linear(2, 2)  # no hooks: the gradient is handed back channels-last
     x = torch.randn(4, 8, 7, 7).contiguous(memory_format=CL).requires_grad_(True)
-    y = fused.grad_channels_last(x)
+    y = fused.grad_channels_last(x, model)
     assert torch.equal(y, x) and y.stride() == x.stride()
     seen = {}
     h = x.register_hook(lambda g: seen.setdefault("g", g))
@@ -325,22 +326,55 @@ def test_grad_channels_last_keeps_the_value_and_hands_the_gradient_back_channels
     assert seen["g"].is_contiguous(memory_format=CL) and not seen["g"].is_contiguous()
     assert torch.equal(x.grad, torch.full_like(x, 1 / 49))
     for z in (torch.randn(4, 8, 7, 7, requires_grad=True), torch.randn(4, 8, 7, 7).contiguous(memory_format=CL)):
-        assert fused.grad_channels_last(z) is z  # NCHW, or no gradient wanted: nothing to do
+        assert fused.grad_channels_last(z, model) is z  # NCHW, or no gradient wanted: nothing to do
+    model.register_forward_hook(lambda *a: None)
+    assert fused.grad_channels_last(x, model) is x  # a hook watches the model: the gradient as the pool writes it
 
 
-@pytest.mark.parametrize("arch,kw", [("convnet", {"widths": [16, 32, 64], "context": 2}), ("attention", {})])
+FAMILIES_ROUTED = [("convnet", {"widths": [16, 32, 64], "context": 2}), ("attention", {})]
+# a module the fused path still calls, under a hook, and the end of it that sees the routed features
+WATCHED = {"convnet": ("pool", "input"), "attention": ("score", "input")}
+
+
+@pytest.mark.parametrize("arch,kw", FAMILIES_ROUTED)
 def test_the_pooled_features_get_their_gradient_channels_last(monkeypatch, arch, kw):
     """The ConvNet's fused path hands its last ReLU a channels-last gradient (threshold backward at full speed; in
     training the BatchNorm kernel's backward); the attention CNN's features get both their gradients channels-last.
     test_training_through_the_kernel_gives_the_same_bytes checks the bytes."""
     seen = {}
 
-    def watched(x):
+    def watched(x, model):
         x.register_hook(lambda g: seen.setdefault("g", g))  # the gradient that reaches the last block's output
-        return fused.grad_channels_last(x)
+        return fused.grad_channels_last(x, model)
 
     monkeypatch.setattr(models, "grad_channels_last", watched)
     m = build(arch, **kw).to(memory_format=CL).eval()
     x = torch.rand(4, 3, 28, 28).contiguous(memory_format=CL).requires_grad_(True)
     m(x).sum().backward()
     assert seen["g"].is_contiguous(memory_format=CL) and not seen["g"].is_contiguous()
+
+
+@pytest.mark.parametrize("arch,kw", FAMILIES_ROUTED)
+def test_a_hook_on_the_last_block_reads_the_gradient_as_before(arch, kw):
+    """Grad-CAM++ and LayerCAM reduce the gradient at the CAM layer; a channels-last one would sum in another order
+    (the shape CNN's explain metrics changed in their last bits at full size when it was routed whatever the hooks).
+    Under a hook on a module the fused path still calls, the gradient that reaches the pooled features is the one the
+    modules' path gives: the same values and the same strides."""
+    name, end = WATCHED[arch]
+    grads = []
+    for everywhere in (False, True):  # that module's hook alone (the fused path), or every module's path
+        torch.manual_seed(0)
+        m = build(arch, **kw).to(memory_format=CL).eval()
+        seen: dict = {}
+
+        def watch(mod, i, o, seen=seen):
+            (i[0] if end == "input" else o).register_hook(lambda g: seen.setdefault("g", g))
+
+        m.get_submodule(name).register_forward_hook(watch)
+        if everywhere:
+            m.register_forward_hook(lambda *a: None)
+        x = torch.rand(4, 3, 28, 28, generator=torch.Generator().manual_seed(1)).contiguous(memory_format=CL)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            m(x).float().logsumexp(1).sum().backward()
+        grads.append(seen["g"])
+    assert grads[0].stride() == grads[1].stride() and torch.equal(bits(grads[0]), bits(grads[1]))

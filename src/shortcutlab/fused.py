@@ -176,17 +176,21 @@ class _GradChannelsLast(torch.autograd.Function):
         return g.contiguous(memory_format=CL)
 
 
-def grad_channels_last(x: torch.Tensor) -> torch.Tensor:
-    """``x`` unchanged; its gradient handed back channels-last (session 28). A global average pool's backward
-    (``mean``'s) writes an NCHW gradient into a channels-last activation. Under it, relu's threshold backward reads
-    one operand channels-last and one not (≈ 6x slower than both channels-last), and in training the ConvNet's
-    last BatchNorm + ReLU block cannot use the kernel's backward. The bytes stay: threshold backward writes its
-    output in the layout of relu's output (its first input), channels-last either way, with the same values, and
-    BatchNorm's backward on that channels-last gradient is what the kernel reproduces (checked when it loads).
-    ConvNet training step 23.5 -> 20.2 ms, its eval-mode input gradient (attacks) 31.6 -> 29.1 ms (batch 256/500).
-    The attention CNN's pooled features take the same route: their two gradients (score conv, attention pool) are
-    then added channels-last, not mixed (a sum of two values, the same in either order and layout)."""
-    if x.requires_grad and x.dim() == 4 and x.is_contiguous(memory_format=CL) and not x.is_contiguous():
+def grad_channels_last(x: torch.Tensor, model: nn.Module) -> torch.Tensor:
+    """``x`` unchanged; its gradient handed back channels-last where no hook watches ``model`` (session 28). A global
+    average pool's backward (``mean``'s) writes an NCHW gradient into a channels-last activation. Under it, relu's
+    threshold backward reads one operand channels-last and one not (≈ 6x slower than both channels-last), and in
+    training the ConvNet's last BatchNorm + ReLU block cannot use the kernel's backward. The bytes stay: threshold
+    backward writes its output in the layout of relu's output (its first input), channels-last either way, with the
+    same values, and BatchNorm's backward on that channels-last gradient is what the kernel reproduces (checked when
+    it loads). ConvNet training step 23.5 -> 20.2 ms, its eval-mode input gradient 31.6 -> 29.1 ms (batch 256/500);
+    the attention CNN's pooled features take it too (their two gradients, from the scorer and the attention pool,
+    are then added channels-last: one addition, the same in either order). ``benchmarks/bench_grad_layout.py``
+    measures both, off and on. Not where a hook watches the model: a hook that reads the gradient at a block's output
+    (Grad-CAM++ and LayerCAM on the shape CNN's ``block3``, when it was routed too) gets it channels-last, and its
+    own reductions over it sum in another order (11 explain metrics changed in their last bits at full size)."""
+    layout = x.dim() == 4 and x.is_contiguous(memory_format=CL) and not x.is_contiguous()
+    if layout and x.requires_grad and plain(model):
         return _GradChannelsLast.apply(x)
     return x
 

@@ -137,7 +137,7 @@ class ConvNet(nn.Module):
         if plain(self, calls=("pool", "fc")):  # the same bits through the BatchNorm + ReLU (+ max-pool) kernel
             for i, cbr in enumerate((self.stem, self.layer2[1], self.layer3[1], *self.head.children())):
                 x = (bn_relu_pool if i < 2 else bn_relu)(cbr[0](x), cbr[1])
-            return self.fc(self.pool(grad_channels_last(x)))
+            return self.fc(self.pool(grad_channels_last(x, self)))
         return self.fc(self.pool(self.head(self.layer3(self.layer2(self.stem(x))))))
 
     def logits_from_hidden(self, h):
@@ -215,7 +215,7 @@ class AttentionCNN(nn.Module):
         fused = plain(self, calls=("score", "attention", "pool", "fc"))  # the fused ReLU + max-pool kernel's bits
         f = relu_pool(self.conv2[1](relu_pool(self.conv1[0](x)))) if fused else self.conv2(self.conv1(x))
         a = self.attention(self.score(f).float())
-        return self.fc(self.pool(grad_channels_last(f) if fused else f, a))
+        return self.fc(self.pool(grad_channels_last(f, self), a))
 
     def logits_from_hidden(self, h):
         return self.fc(h)
