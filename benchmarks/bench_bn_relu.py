@@ -13,12 +13,10 @@ before session 25) and on, alternating, the median of ``--repeat`` runs, and whe
 
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
 
 import torch
-from bench_relu_pool import ms_per_call, train
+from bench_relu_pool import ab_args, ms_per_call, report, train
 from torch import nn
 from torch.nn import functional as F
 
@@ -78,12 +76,7 @@ def model_row(arch: str, kw: dict, rt, batch: int, steps: int, repeat: int) -> d
 
 
 def main(argv=None) -> dict:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--batch", type=int, default=256)
-    ap.add_argument("--steps", type=int, default=20)
-    ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--json")
-    args = ap.parse_args(argv)
+    args = ab_args(argv)
     if fused.bn_extension() is None:
         raise SystemExit(
             "the BatchNorm kernel is not used here (no compiler, SHORTCUTLAB_FUSED=0, or its check failed)"
@@ -91,11 +84,7 @@ def main(argv=None) -> dict:
     rt = resolve(Compute(device="cpu", precision="bf16", threads=0))
     out = {"blocks": [block_row(args.batch, c, s, p, 3 * args.steps) for c, s, p in BLOCKS]}
     out["models"] = {k: model_row(a, kw, rt, args.batch, args.steps, args.repeat) for k, (a, kw) in MODELS.items()}
-    print(json.dumps(out, indent=2))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(out, f, indent=2)
-    return out
+    return report(out, args.json)
 
 
 if __name__ == "__main__":

@@ -15,13 +15,11 @@ alone: two torch processes at once slow each other.
 
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
 import time
 
 import torch
-from bench_relu_pool import train
+from bench_relu_pool import ab_args, report, train
 from torch.nn import functional as F
 
 from shortcutlab import models
@@ -86,19 +84,10 @@ def family_row(arch: str, kw: dict, rt, batch: int, steps: int, repeat: int) -> 
 
 
 def main(argv=None) -> dict:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--batch", type=int, default=256)
-    ap.add_argument("--steps", type=int, default=20)
-    ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--json")
-    args = ap.parse_args(argv)
+    args = ab_args(argv)
     rt = resolve(Compute(device="cpu", precision="bf16", threads=0))
     out = {k: family_row(a, kw, rt, args.batch, args.steps, args.repeat) for k, (a, kw) in FAMILIES.items()}
-    print(json.dumps(out, indent=2))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(out, f, indent=2)
-    return out
+    return report(out, args.json)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,25 @@ FAMILIES = {
 POOLS = [(512, 32, 28), (256, 64, 28), (256, 128, 14), (256, 16, 28)]
 
 
+def ab_args(argv=None) -> argparse.Namespace:
+    """The A/B benchmarks' arguments (a path timed off and on, alternating: bench_bn_relu, bench_grad_layout)."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--batch", type=int, default=256)
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--json")
+    return ap.parse_args(argv)
+
+
+def report(out: dict, path: str | None) -> dict:
+    """Print ``out`` as JSON and write it to ``path`` if given."""
+    print(json.dumps(out, indent=2))
+    if path:
+        with open(path, "w") as f:
+            json.dump(out, f, indent=2)
+    return out
+
+
 def ms_per_call(fn, n: int) -> float:
     fn()
     t0 = time.perf_counter()
