@@ -359,7 +359,8 @@ def test_a_hook_on_the_last_block_reads_the_gradient_as_before(arch, kw):
     """Grad-CAM++ and LayerCAM reduce the gradient at the CAM layer; a channels-last one would sum in another order
     (the shape CNN's explain metrics changed in their last bits at full size when it was routed whatever the hooks).
     Under a hook on a module the fused path still calls, the gradient that reaches the pooled features is the one the
-    modules' path gives: the same values and the same strides."""
+    modules' path gives: the same values and the same strides. (For these two families it is the same even without
+    grad_channels_last's no-hook condition; the unit test above checks the condition.)"""
     name, end = WATCHED[arch]
     grads = []
     for everywhere in (False, True):  # that module's hook alone (the fused path), or every module's path
