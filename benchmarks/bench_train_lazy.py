@@ -107,7 +107,7 @@ def study_way(raw, palette, epochs, splits):
 
 def warm_up(rt) -> None:
     """One forward and backward of a throwaway lazy model, untimed: the first use of a native kernel builds it
-    (≈ 20 s, once per environment: ``shortcutlab.native``), which must not land inside the timed epochs."""
+    (≈ 6 s, once per environment: ``shortcutlab.native``), which must not land inside the timed epochs."""
     model = rt.prepare(build("lazy"))
     with rt.autocast():
         model(rt.input(torch.zeros(2, 3, 28, 28, device=rt.device))).float().sum().backward()

@@ -15,7 +15,7 @@ It is only an implementation: :func:`relu_pool` falls back to PyTorch's pair for
 channels-last bf16/fp32 CPU tensor, when the extension cannot be built (no compiler: a warning, same results,
 slower), or with ``SHORTCUTLAB_FUSED=0``. Models call it only where no hook watches a module (:func:`plain`):
 Grad-CAM, SAEs and probes see the modules' own outputs, as before (the neuron-suppression hook is the model's own:
-its fused path applies it). The extension is compiled once per machine (``native.py``: ~30 s, cached, keyed by the
+its fused path applies it). The extension is compiled once per machine (``native.py``: ≈ 6 s, cached, keyed by the
 CPU's flags, the torch installation, the source and the compiler flags: it is built for the CPU it runs on, and
 every checkout of one environment shares the build). Second derivatives through it are not implemented (an error,
 never a wrong value); the one caller that needs them, Grad-CAM's differentiable mode, hooks the model and so takes

@@ -22,7 +22,10 @@
 // the backward are written in AVX-512 intrinsics, 16 channels per vector (GCC does not vectorise the window's
 // NaN-aware selects: the scalar loop was 3-5x slower than PyTorch); fused.py builds this file only on a CPU with
 // AVX-512 (elsewhere PyTorch's modules run, with the same bits).
-#include <torch/extension.h>
+#include <torch/library.h>  // custom operators (torch.ops), not a Python module: a third of the build time
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/empty_like.h>
 #include <ATen/Parallel.h>
 #include <algorithm>
 #include <cmath>
@@ -278,14 +281,14 @@ static void backward_vec(const G& grad, const uint16_t* x, const float* mean, co
   });
 }
 
-static void check(const torch::Tensor& x, const torch::Tensor& w) {
-  TORCH_CHECK(x.dim() == 4 && x.scalar_type() == torch::kBFloat16 && x.is_contiguous(at::MemoryFormat::ChannelsLast),
+static void check(const at::Tensor& x, const at::Tensor& w) {
+  TORCH_CHECK(x.dim() == 4 && x.scalar_type() == at::kBFloat16 && x.is_contiguous(at::MemoryFormat::ChannelsLast),
               "bn_relu: a channels-last bf16 (N, C, H, W) tensor");
-  TORCH_CHECK(w.scalar_type() == torch::kFloat && w.is_contiguous() && w.numel() == x.size(1), "bn_relu: fp32 params");
+  TORCH_CHECK(w.scalar_type() == at::kFloat && w.is_contiguous() && w.numel() == x.size(1), "bn_relu: fp32 params");
 }
 
-static const uint16_t* bits(const torch::Tensor& t) { return reinterpret_cast<const uint16_t*>(t.data_ptr<at::BFloat16>()); }
-static uint16_t* bits_out(torch::Tensor& t) { return reinterpret_cast<uint16_t*>(t.data_ptr<at::BFloat16>()); }
+static const uint16_t* bits(const at::Tensor& t) { return reinterpret_cast<const uint16_t*>(t.data_ptr<at::BFloat16>()); }
+static uint16_t* bits_out(at::Tensor& t) { return reinterpret_cast<uint16_t*>(t.data_ptr<at::BFloat16>()); }
 
 // alpha, beta of the normalisation from the saved statistics (PyTorch's collect_linear_and_constant_terms)
 static void linear_terms(const float* mean, const float* invstd, const float* w, const float* b, float* alpha,
@@ -297,12 +300,12 @@ static void linear_terms(const float* mean, const float* invstd, const float* w,
 }
 
 template <int C>
-static std::vector<torch::Tensor> forward_c(torch::Tensor x, torch::Tensor w, torch::Tensor b, torch::Tensor rm,
-                                            torch::Tensor rv, double momentum, double eps, bool pool) {
+static std::vector<at::Tensor> forward_c(at::Tensor x, at::Tensor w, at::Tensor b, at::Tensor rm,
+                                            at::Tensor rv, double momentum, double eps, bool pool) {
   const int64_t N = x.size(0), H = x.size(2), W = x.size(3), rows = N * H * W;
   const int T = at::get_num_threads();
-  auto f32 = x.options().dtype(torch::kFloat);
-  auto mean = torch::empty({C}, f32), invstd = torch::empty({C}, f32);
+  auto f32 = x.options().dtype(at::kFloat);
+  auto mean = at::empty({C}, f32), invstd = at::empty({C}, f32);
   std::vector<float> var_sum(C), alpha(C), beta(C);
   float* mp = mean.data_ptr<float>();
   float* ip = invstd.data_ptr<float>();
@@ -321,26 +324,26 @@ static std::vector<torch::Tensor> forward_c(torch::Tensor x, torch::Tensor w, to
   linear_terms(mp, ip, w.data_ptr<float>(), b.data_ptr<float>(), alpha.data(), beta.data(), C);
   auto cl = at::MemoryFormat::ChannelsLast;
   if (pool) {
-    auto p = torch::empty({N, C, H / 2, W / 2}, x.options().memory_format(cl));
-    auto code = torch::empty({N, C, H / 2, W / 2}, x.options().dtype(torch::kUInt8).memory_format(cl));
+    auto p = at::empty({N, C, H / 2, W / 2}, x.options().memory_format(cl));
+    auto code = at::empty({N, C, H / 2, W / 2}, x.options().dtype(at::kByte).memory_format(cl));
     relu_pool_out<C>(bits(x), alpha.data(), beta.data(), bits_out(p), code.data_ptr<uint8_t>(), N, H, W);
     return {p, code, mean, invstd};
   }
-  auto out = torch::empty_like(x, x.options().memory_format(cl));
+  auto out = at::empty_like(x, x.options().memory_format(cl));
   relu_out<C>(bits(x), alpha.data(), beta.data(), bits_out(out), rows);
-  return {out, torch::Tensor(), mean, invstd};
+  return {out, at::Tensor(), mean, invstd};
 }
 
 template <int C>
-static std::vector<torch::Tensor> backward_c(torch::Tensor g, torch::Tensor x, torch::Tensor code, torch::Tensor w,
-                                             torch::Tensor b, torch::Tensor mean, torch::Tensor invstd) {
+static std::vector<at::Tensor> backward_c(at::Tensor g, at::Tensor x, at::Tensor code, at::Tensor w,
+                                             at::Tensor b, at::Tensor mean, at::Tensor invstd) {
   const int64_t N = x.size(0), H = x.size(2), W = x.size(3), rows = N * H * W;
   const int T = at::get_num_threads();
   std::vector<float> alpha(C), beta(C);
   const float *mp = mean.data_ptr<float>(), *ip = invstd.data_ptr<float>(), *wp = w.data_ptr<float>();
   linear_terms(mp, ip, wp, b.data_ptr<float>(), alpha.data(), beta.data(), C);
-  auto dx = torch::empty_like(x, x.options().memory_format(at::MemoryFormat::ChannelsLast));
-  auto dw = torch::empty({C}, w.options()), db = torch::empty({C}, w.options());
+  auto dx = at::empty_like(x, x.options().memory_format(at::MemoryFormat::ChannelsLast));
+  auto dw = at::empty({C}, w.options()), db = at::empty({C}, w.options());
   if (code.defined()) {
     PoolGrad grad{bits(g), code.data_ptr<uint8_t>(), H / 2, W / 2};
     backward_vec<C>(grad, bits(x), mp, ip, wp, alpha.data(), beta.data(), H, W, rows, T, bits_out(dx),
@@ -356,16 +359,16 @@ static std::vector<torch::Tensor> backward_c(torch::Tensor g, torch::Tensor x, t
 // relu(BatchNorm(x)) from saved statistics, the forward's arithmetic (no statistics updated): what PyTorch's relu
 // backward compares with 0 when the gradient arrives in another layout (fused.py then runs PyTorch's backward ops).
 template <int C>
-static torch::Tensor relu_of_c(torch::Tensor x, torch::Tensor w, torch::Tensor b, torch::Tensor mean, torch::Tensor invstd) {
+static at::Tensor relu_of_c(at::Tensor x, at::Tensor w, at::Tensor b, at::Tensor mean, at::Tensor invstd) {
   std::vector<float> alpha(C), beta(C);
   linear_terms(mean.data_ptr<float>(), invstd.data_ptr<float>(), w.data_ptr<float>(), b.data_ptr<float>(),
                alpha.data(), beta.data(), C);
-  auto out = torch::empty_like(x, x.options().memory_format(at::MemoryFormat::ChannelsLast));
+  auto out = at::empty_like(x, x.options().memory_format(at::MemoryFormat::ChannelsLast));
   relu_out<C>(bits(x), alpha.data(), beta.data(), bits_out(out), x.size(0) * x.size(2) * x.size(3));
   return out;
 }
 
-torch::Tensor relu_of(torch::Tensor x, torch::Tensor w, torch::Tensor b, torch::Tensor mean, torch::Tensor invstd) {
+at::Tensor relu_of(at::Tensor x, at::Tensor w, at::Tensor b, at::Tensor mean, at::Tensor invstd) {
   check(x, w);
   switch (x.size(1)) {
     case 16: return relu_of_c<16>(x, w, b, mean, invstd);
@@ -375,10 +378,10 @@ torch::Tensor relu_of(torch::Tensor x, torch::Tensor w, torch::Tensor b, torch::
   }
 }
 
-std::vector<torch::Tensor> forward(torch::Tensor x, torch::Tensor w, torch::Tensor b, torch::Tensor rm,
-                                   torch::Tensor rv, double momentum, double eps, bool pool) {
+std::vector<at::Tensor> forward(at::Tensor x, at::Tensor w, at::Tensor b, at::Tensor rm,
+                                   at::Tensor rv, double momentum, double eps, bool pool) {
   check(x, w);
-  TORCH_CHECK(b.scalar_type() == torch::kFloat && rm.scalar_type() == torch::kFloat && rv.scalar_type() == torch::kFloat
+  TORCH_CHECK(b.scalar_type() == at::kFloat && rm.scalar_type() == at::kFloat && rv.scalar_type() == at::kFloat
               && b.is_contiguous() && rm.is_contiguous() && rv.is_contiguous(), "bn_relu: fp32 params and statistics");
   TORCH_CHECK(x.size(0) * x.size(2) * x.size(3) > at::get_num_threads(), "bn_relu: more rows than threads");
   switch (x.size(1)) {
@@ -389,11 +392,11 @@ std::vector<torch::Tensor> forward(torch::Tensor x, torch::Tensor w, torch::Tens
   }
 }
 
-std::vector<torch::Tensor> backward(torch::Tensor g, torch::Tensor x, std::optional<torch::Tensor> code, torch::Tensor w,
-                                    torch::Tensor b, torch::Tensor mean, torch::Tensor invstd) {
+std::vector<at::Tensor> backward(at::Tensor g, at::Tensor x, std::optional<at::Tensor> code, at::Tensor w,
+                                    at::Tensor b, at::Tensor mean, at::Tensor invstd) {
   check(x, w);
-  torch::Tensor cd = code.has_value() ? *code : torch::Tensor();
-  TORCH_CHECK(g.scalar_type() == torch::kBFloat16 && g.is_contiguous(at::MemoryFormat::ChannelsLast),
+  at::Tensor cd = code.has_value() ? *code : at::Tensor();
+  TORCH_CHECK(g.scalar_type() == at::kBFloat16 && g.is_contiguous(at::MemoryFormat::ChannelsLast),
               "bn_relu: a channels-last bf16 gradient");
   switch (x.size(1)) {
     case 16: return backward_c<16>(g, x, cd, w, b, mean, invstd);
@@ -403,7 +406,7 @@ std::vector<torch::Tensor> backward(torch::Tensor g, torch::Tensor x, std::optio
   }
 }
 
-PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+TORCH_LIBRARY(TORCH_EXTENSION_NAME, m) {  // torch.ops.<build name>.<op>: shortcutlab/native.py
   m.def("forward", &forward);
   m.def("backward", &backward);
   m.def("relu_of", &relu_of);

@@ -7,7 +7,10 @@
 // bf16(0 + bf16(g / size)) when the incoming gradient is channels-last (PyTorch's vectorised channels-last kernel)
 // and bf16(0 + bf16(bf16(g / kh) / kw)) when it is NCHW (PyTorch's NCHW kernel, bf16 arithmetic per operation),
 // passed where the relu output is > 0 or NaN, +0 elsewhere.
-#include <torch/extension.h>
+#include <torch/library.h>  // custom operators (torch.ops), not a Python module: a third of the build time
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/empty_like.h>
 #include <ATen/Parallel.h>
 #include <cmath>
 #include <cstdint>
@@ -25,17 +28,17 @@ static inline uint16_t to_bf16(float f) {
   return static_cast<uint16_t>(u >> 16);
 }
 
-static void check(const torch::Tensor& y, int64_t oh, int64_t ow) {
-  TORCH_CHECK(y.dim() == 4 && y.scalar_type() == torch::kBFloat16 && y.is_contiguous(at::MemoryFormat::ChannelsLast),
+static void check(const at::Tensor& y, int64_t oh, int64_t ow) {
+  TORCH_CHECK(y.dim() == 4 && y.scalar_type() == at::kBFloat16 && y.is_contiguous(at::MemoryFormat::ChannelsLast),
               "relu_avg_pool: a channels-last bf16 (N, C, H, W) tensor");
   TORCH_CHECK(y.size(1) % 16 == 0 && y.size(2) % oh == 0 && y.size(3) % ow == 0,
               "relu_avg_pool: channels a multiple of 16, windows that tile the map");
 }
 
-torch::Tensor forward(torch::Tensor y, int64_t OH, int64_t OW) {
+at::Tensor forward(at::Tensor y, int64_t OH, int64_t OW) {
   check(y, OH, OW);
   const int64_t N = y.size(0), C = y.size(1), H = y.size(2), W = y.size(3), KH = H / OH, KW = W / OW;
-  auto out = torch::empty({N, C, OH, OW}, y.options().memory_format(at::MemoryFormat::ChannelsLast));
+  auto out = at::empty({N, C, OH, OW}, y.options().memory_format(at::MemoryFormat::ChannelsLast));
   const uint16_t* yp = reinterpret_cast<const uint16_t*>(y.data_ptr<at::BFloat16>());
   uint16_t* op = reinterpret_cast<uint16_t*>(out.data_ptr<at::BFloat16>());
   const float size = static_cast<float>(KH * KW);
@@ -62,12 +65,12 @@ torch::Tensor forward(torch::Tensor y, int64_t OH, int64_t OW) {
 
 // g: the pooled output's gradient (N, C, OH, OW); y: the relu's input, saved by the forward; per_dim: divide by
 // kh, then kw, rounding each (the rule of an NCHW gradient)
-torch::Tensor backward(torch::Tensor g, torch::Tensor y, bool per_dim) {
+at::Tensor backward(at::Tensor g, at::Tensor y, bool per_dim) {
   const int64_t OH = g.size(2), OW = g.size(3);
   check(y, OH, OW);
   g = g.contiguous(at::MemoryFormat::ChannelsLast);
   const int64_t N = y.size(0), C = y.size(1), H = y.size(2), W = y.size(3), KH = H / OH, KW = W / OW;
-  auto gy = torch::empty_like(y, y.options().memory_format(at::MemoryFormat::ChannelsLast));
+  auto gy = at::empty_like(y, y.options().memory_format(at::MemoryFormat::ChannelsLast));
   const uint16_t* yp = reinterpret_cast<const uint16_t*>(y.data_ptr<at::BFloat16>());
   const uint16_t* gp = reinterpret_cast<const uint16_t*>(g.data_ptr<at::BFloat16>());
   uint16_t* out = reinterpret_cast<uint16_t*>(gy.data_ptr<at::BFloat16>());
@@ -98,7 +101,7 @@ torch::Tensor backward(torch::Tensor g, torch::Tensor y, bool per_dim) {
   return gy;
 }
 
-PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.def("forward", &forward, "relu + adaptive average pool (tiling windows), forward");
-  m.def("backward", &backward, "relu + adaptive average pool (tiling windows), backward");
+TORCH_LIBRARY(TORCH_EXTENSION_NAME, m) {  // torch.ops.<build name>.<op>: shortcutlab/native.py
+  m.def("forward", &forward);
+  m.def("backward", &backward);
 }
