@@ -104,6 +104,23 @@ def test_switch_off(monkeypatch):
         fused.extension.cache_clear()
 
 
+def test_the_kernels_step_aside_while_torch_compile_traces(monkeypatch):
+    """A kernel is a torch.ops operator without a shape function for fake tensors: while torch.compile traces,
+    the models take PyTorch's ops (the same bits; benchmarks/bench_compile.py compiles the models that way)."""
+    monkeypatch.setattr(native, "compiling", lambda: True)
+
+    def boom(*a, **k):
+        raise AssertionError("a kernel was called while compiling")
+
+    for name in ("_ReluPool", "_ReluAvgPool", "_BnRelu"):
+        monkeypatch.setattr(getattr(fused, name), "apply", boom)
+    y = torch.randn(2, 16, 8, 8).bfloat16().to(memory_format=CL)
+    assert torch.equal(fused.relu_pool(y), F.max_pool2d(F.relu(y), 2))
+    assert torch.equal(fused.relu_avg_pool(y, 2), F.adaptive_avg_pool2d(F.relu(y), 2))
+    bn = torch.nn.BatchNorm2d(16).train()
+    assert not fused._bn_applies(y, bn)
+
+
 def test_any_hook_gives_the_modules_path():
     m = build("two_conv")
     assert fused.plain(m)

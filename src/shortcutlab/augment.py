@@ -75,7 +75,13 @@ def color_jitter(
     b, c, s = factor(brightness), factor(contrast), factor(saturation)
     h = torch.where(extreme, u(-0.5, 0.5), u(-hue, hue))
     x = x.float()
-    if x.device.type == "cpu" and x.dim() == 4 and x.shape[1] == 3 and extension() is not None:
+    if (
+        x.device.type == "cpu"
+        and x.dim() == 4
+        and x.shape[1] == 3
+        and not native.compiling()
+        and extension() is not None
+    ):
         return _jitter_kernel(x, b, c, s, h)
     return jitter_ops(x, b, c, s, h)
 

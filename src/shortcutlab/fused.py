@@ -135,7 +135,8 @@ def relu_avg_pool(y: torch.Tensor, size: int) -> torch.Tensor:
     """``adaptive_avg_pool2d(relu(y), size)``, bit for bit, through the kernel where it applies: a channels-last
     bf16 CPU tensor, channels a multiple of 16, windows that tile the map (the lazy model's 28 -> 2)."""
     if (
-        y.device.type == "cpu"
+        not native.compiling()
+        and y.device.type == "cpu"
         and y.dim() == 4
         and y.dtype == torch.bfloat16
         and y.is_contiguous(memory_format=CL)
@@ -161,7 +162,7 @@ def supported(y: torch.Tensor) -> bool:
 
 def relu_pool(y: torch.Tensor) -> torch.Tensor:
     """``max_pool2d(relu(y), 2)``, bit for bit, through the fused kernel where it applies."""
-    if supported(y) and extension() is not None:
+    if not native.compiling() and supported(y) and extension() is not None:
         return _ReluPool.apply(y)
     return F.max_pool2d(F.relu(y), 2)
 
@@ -278,7 +279,8 @@ def _raw(t: torch.Tensor) -> torch.Tensor:
 
 def _bn_applies(x: torch.Tensor, bn: nn.BatchNorm2d) -> bool:
     return (
-        bn.training
+        not native.compiling()
+        and bn.training
         and bn.track_running_stats
         and bn.affine
         and bn.momentum is not None

@@ -65,6 +65,12 @@ def _cpp_extension_load():
     return load
 
 
+def compiling() -> bool:
+    """True while ``torch.compile`` traces: then the kernels step aside for PyTorch's operators, whose bits they
+    reproduce (the compiler sees those ops; a kernel is an operator without a shape function for its fake tensors)."""
+    return torch.compiler.is_compiling()
+
+
 def load(source: Path, flags: list[str]):
     """The operators of ``source``'s compiled library, or None (disabled, or it could not be built: then a warning).
     Each kernel registers custom operators (``TORCH_LIBRARY``, ``<torch/library.h>``) instead of a pybind11 module
