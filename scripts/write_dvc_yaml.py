@@ -22,6 +22,7 @@ DATA = {
         "src/shortcutlab/kernels/relu_pool.cpp",
     ],
     "augment": ["src/shortcutlab/kernels/color_jitter.cpp"],
+    "sae": ["src/shortcutlab/kernels/relu_topk.cpp"],
 }
 
 

@@ -244,3 +244,29 @@ def test_bench_grad_layout_times_both_ways_and_checks_the_bytes(tmp_path):
     for row in res.values():
         for use in ("train", "input_grad"):
             assert row[use]["same_bytes"] is True and row[use]["on_images_per_s"] > 0
+
+
+def test_bench_sae_times_both_paths_and_checks_the_bytes(tmp_path):
+    from shortcutlab import sae
+
+    if sae.topk_extension() is None:
+        pytest.skip("the ReLU + top-k kernel is not used here")
+    out = tmp_path / "sae.json"
+    args = ("--synthetic", "--epochs", "1", "--repeat", "1", "--calls", "2", "--json", str(out))
+    subprocess.run([sys.executable, "benchmarks/bench_sae.py", *args], cwd=ROOT, check=True, timeout=300)
+    res = json.loads(out.read_text())
+    assert res["train"]["same_bytes"] and len(res["activation"]) == 3
+    assert all(v > 0 for r in res["activation"] for v in r["ops_us"] + r["kernel_us"])
+
+
+def test_bench_stored_layout_times_both_ways_and_checks_the_bytes(tmp_path):
+    from shortcutlab.params import load
+    from shortcutlab.runtime import resolve
+
+    if not resolve(load(ROOT / "params.yaml")["compute"]).channels_last:
+        pytest.skip("no channels-last runtime here (fp32): nothing to compare")
+    out = tmp_path / "layout.json"
+    args = ("--synthetic", "--n", "256", "--repeat", "1", "--families", "lazy", "--json", str(out))
+    subprocess.run([sys.executable, "benchmarks/bench_stored_layout.py", *args], cwd=ROOT, check=True, timeout=300)
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["family"] for r in rows] == ["lazy"] and rows[0]["same"] and rows[0]["stored_images_per_s"] > 0

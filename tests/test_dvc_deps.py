@@ -136,3 +136,23 @@ def test_commit_code_deps_records_code_hashes_and_keeps_outputs(tmp_path):
     assert subprocess.run(script + ["--check"], capture_output=True, text=True).returncode == 0
     assert sh("dvc", "checkout", "-q").returncode in (0, 1)  # restores out.txt from the cache
     assert "changed" not in sh("dvc", "status").stdout
+
+
+def test_every_kernel_a_module_builds_is_a_dep_of_the_stages_that_import_it():
+    """A module that builds a C++ kernel (``native.KERNELS / "<name>.cpp"``) lists that source in
+    scripts/write_dvc_yaml.py's DATA, so editing a kernel reruns exactly the stages that run it."""
+    import importlib.util
+    import re
+
+    spec = importlib.util.spec_from_file_location("write_dvc_yaml", ROOT / "scripts/write_dvc_yaml.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    built = {
+        p.stem: {f"src/shortcutlab/kernels/{k}" for k in re.findall(r'KERNELS / "(\w+\.cpp)"', p.read_text())}
+        for p in SRC.glob("*.py")
+    }
+    built = {m: ks for m, ks in built.items() if ks}
+    assert built, "no module builds a kernel: the pattern no longer matches native.py's use"
+    for m, ks in built.items():
+        assert ks == set(mod.DATA.get(m, [])), m
+    assert {f.name for f in (SRC / "kernels").glob("*.cpp")} == {Path(k).name for ks in built.values() for k in ks}

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from shortcutlab import fused, models, native
+from shortcutlab import fused, models, native, sae
 from shortcutlab.models import build
 
 needs_ext = pytest.mark.skipif(fused.extension() is None, reason="the extension could not be built here")
@@ -396,3 +396,100 @@ def test_a_hook_on_the_last_block_reads_the_gradient_as_before(arch, kw):
             m(x).float().logsumexp(1).sum().backward()
         grads.append(seen["g"])
     assert grads[0].stride() == grads[1].stride() and torch.equal(bits(grads[0]), bits(grads[1]))
+
+
+# ------------------------------------------------------------------------- the TopK SAE's ReLU + top-k (session 31)
+needs_topk = pytest.mark.skipif(sae.topk_extension() is None, reason="the ReLU + top-k kernel is not used here")
+
+
+def topk_both_ways(pre: torch.Tensor, k: int, g: torch.Tensor):
+    out = []
+    for f in (sae._relu_topk_torch, sae.relu_topk):
+        p = pre.clone().requires_grad_(True)
+        y = f(p, k)
+        y.backward(g)
+        out.append((y.detach(), p.grad))
+    return out
+
+
+@needs_topk
+@pytest.mark.parametrize(
+    "rows,cols,k",
+    [(512, 256, 16), (300, 64, 6), (64, 512, 16), (50, 100, 32), (7, 20, 16), (5, 3, 3), (40, 1100, 16)],
+)
+def test_relu_topk_gives_pytorchs_bits(rows, cols, k):
+    g = torch.Generator().manual_seed(rows + cols + k)
+    pre = torch.randn(rows, cols, generator=g)
+    pre[: rows // 3] -= 2.5  # rows with fewer than k positive entries: zeros are kept among the k
+    pre.view(-1)[::17] = -0.0
+    pre[-2:, 1::3] = pre[-2:, ::3][:, : len(range(1, cols, 3))]  # equal neighbours: ties wherever the cut falls
+    (want, gwant), (got, ggot) = topk_both_ways(pre, k, torch.randn(rows, cols, generator=g))
+    assert torch.equal(bits(got), bits(want)) and torch.equal(bits(ggot), bits(gwant))
+    assert ((got > 0).sum(1) <= k).all()
+
+
+@needs_topk
+def test_relu_topk_picks_among_tied_entries_as_pytorch_does_and_ranks_nan_first():
+    pre = torch.tensor(
+        [
+            [1.0, 3.0, 2.0, 3.0, 2.0, 0.5, 2.0],  # three 2.0s straddle the cut: PyTorch's own selection picks one
+            [float("nan"), 1.0, 4.0, -1.0, 2.0, 3.0, 0.0],  # NaN ranks first
+            [-1.0, -0.0, 0.0, -2.0, 0.0, -0.0, 5.0],  # one positive entry: the two zeros kept are PyTorch's pick
+            [float("nan"), float("nan"), 1.0, float("nan"), float("nan"), 2.0, 3.0],  # four NaNs for three places
+        ]
+    )
+    for k in (3, 2):
+        got, want = sae.relu_topk(pre, k), sae._relu_topk_torch(pre, k)
+        assert torch.equal(got.isnan(), want.isnan())
+        assert torch.equal(bits(got.nan_to_num(7.0)), bits(want.nan_to_num(7.0)))
+        assert ((got != 0).sum(1) <= k).all()
+    assert torch.equal(sae.relu_topk(pre, 3)[1, 1:], torch.tensor([0.0, 4.0, 0.0, 0.0, 3.0, 0.0]))
+
+
+def test_relu_topk_falls_back_where_it_does_not_apply(monkeypatch):
+    pre = torch.randn(8, 32)
+    for x, k in ((pre.double(), 4), (pre.t(), 4), (pre, 65 if pre.shape[1] > 64 else 33)):
+        if k > x.shape[1]:
+            continue
+        assert torch.equal(sae.relu_topk(x, k), sae._relu_topk_torch(x, k))
+    monkeypatch.setattr(sae, "topk_extension", lambda: None)  # no kernel: PyTorch's ops
+    assert torch.equal(sae.relu_topk(pre, 4), sae._relu_topk_torch(pre, 4))
+
+
+@needs_topk
+def test_a_topk_sae_trained_through_the_kernel_has_the_same_bytes(monkeypatch):
+    acts = torch.randn(600, 16, generator=torch.Generator().manual_seed(0))
+
+    def train():
+        model, hist = sae.train_sae(
+            acts,
+            "topk",
+            64,
+            k=4,
+            l1=0.0,
+            epochs=3,
+            lr=1e-3,
+            batch_size=128,
+            seed=0,
+            resample_every=2,
+            monitor=acts[:100],
+        )  # resampling and AuxK every few steps
+        return model.state_dict(), hist
+
+    with_kernel = train()
+    monkeypatch.setattr(sae, "topk_extension", lambda: None)
+    without = train()
+    assert with_kernel[1] == without[1]
+    for k, v in with_kernel[0].items():
+        assert torch.equal(bits(v), bits(without[0][k])), k
+
+
+def test_relu_topk_steps_aside_while_torch_compile_traces(monkeypatch):
+    monkeypatch.setattr(native, "compiling", lambda: True)
+
+    def boom(*a, **k):
+        raise AssertionError("the kernel was called while compiling")
+
+    monkeypatch.setattr(sae._ReluTopk, "apply", boom)
+    pre = torch.randn(8, 32)
+    assert torch.equal(sae.relu_topk(pre, 4), sae._relu_topk_torch(pre, 4))

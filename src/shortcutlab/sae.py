@@ -12,11 +12,15 @@ from __future__ import annotations
 
 import contextlib
 import math
+import warnings
+from functools import cache
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.autograd.function import once_differentiable
 
+from . import native
 from .models import capture
 from .optim import Adam
 
@@ -41,11 +45,9 @@ class SAE(nn.Module):
         return self.enc(x - self.b_dec)
 
     def encode(self, x):
-        z = F.relu(self.pre(x))
-        if self.variant == "topk":
-            v, i = z.topk(self.k, dim=1)
-            z = torch.zeros_like(z).scatter_(1, i, v)
-        return z
+        if self.variant == "topk":  # relu, then each row's k largest kept: PyTorch's topk + scatter, in one kernel
+            return relu_topk(self.pre(x), self.k)
+        return F.relu(self.pre(x))
 
     def decode(self, f):
         return f @ self.dec + self.b_dec
@@ -102,7 +104,7 @@ def train_sae(
                 opt.lr = lr * (total - step) / (total - decay_from)
             opt.step()
             sae.normalise_decoder()
-            last_active[(f > 0).any(0)] = step
+            last_active[f.amax(0) > 0] = step  # = (f > 0).any(0) for finite f >= 0, 8x cheaper
             step += 1
             tot, tot_obj = tot + float(mse.detach()) * len(x), tot_obj + objective * len(x)
             if step % resample_every == 0 and step < decay_from:  # AuxK alone left 34-55% of lazy TopK dead
@@ -114,9 +116,7 @@ def train_sae(
 
 def _auxk(sae: SAE, x: torch.Tensor, x_hat: torch.Tensor, dead: torch.Tensor, aux_k: int) -> torch.Tensor:
     """Gao et al.'s auxiliary loss: the top ``aux_k`` dead latents reconstruct the main reconstruction's residual."""
-    pre = F.relu(sae.pre(x))[:, dead]
-    v, i = pre.topk(min(aux_k, int(dead.sum())), dim=1)
-    fa = torch.zeros_like(pre).scatter_(1, i, v)
+    fa = relu_topk(sae.pre(x)[:, dead], min(aux_k, int(dead.sum())))  # = relu, then [:, dead], top-k, scatter
     return ((x - x_hat).detach() - fa @ sae.dec[dead]).pow(2).sum(1).mean()
 
 
@@ -250,3 +250,85 @@ def recovered(model, h, y, sae: SAE, mean_act: torch.Tensor, scale) -> dict:
         den = out[f"ce_{base}"] - out["ce_clean"]
         out[f"ce_recovered_vs_{base}"] = (out[f"ce_{base}"] - out["ce_spliced"]) / den if abs(den) > 1e-8 else 1.0
     return out
+
+
+# ------------------------------------------------------------------------------- the TopK activation as one kernel
+# PyTorch's topk took 0.5 ms of a 2.5 ms TopK-SAE step on a (512, 256) batch, about 1 us a row, and its scatter and
+# their backward more. kernels/relu_topk.cpp does relu -> topk -> scatter in one pass (and their backward in one),
+# copying values, never computing them, and picking PyTorch's entries: the bits are PyTorch's (session 31; checked on
+# a probe when it loads, tests/test_fused.py). Like the kernels of fused.py it falls back to PyTorch's ops where it
+# does not apply, when it cannot be built, under torch.compile and with SHORTCUTLAB_FUSED=0.
+
+TOPK_SOURCE = native.KERNELS / "relu_topk.cpp"
+
+
+@cache
+def topk_extension():
+    """The ReLU + top-k kernel, or None; checked against PyTorch's ops on a probe when it loads."""
+    ext = native.load(TOPK_SOURCE, ["-O3", "-fopenmp"] + native.native_flags())
+    if ext is None:
+        return None
+    with torch.inference_mode(False), torch.enable_grad(), torch.autocast("cpu", enabled=False):
+        ok = _topk_agrees(ext)
+    if not ok:
+        warnings.warn("shortcutlab.sae: relu_topk.cpp disagrees with PyTorch here; its ops used", stacklevel=2)
+        return None
+    return ext
+
+
+def _relu_topk_torch(pre: torch.Tensor, k: int) -> torch.Tensor:
+    z = F.relu(pre)
+    v, i = z.topk(k, dim=1)
+    return torch.zeros_like(z).scatter_(1, i, v)
+
+
+def _topk_agrees(ext) -> bool:
+    g = torch.Generator().manual_seed(0)
+    ok = True
+    for rows, cols, k in ((200, 256, 16), (70, 64, 6), (9, 16, 16), (40, 1100, 16)):  # the last: partial_sort
+        pre = torch.randn(rows, cols, generator=g)
+        pre[: rows // 4] -= 2.5  # rows with fewer than k positive entries: zeros kept
+        pre[rows // 8 : rows // 4, ::5] = -0.0  # ... some of them -0: PyTorch's own pick among the tied zeros
+        pre[-2:, 1::3] = pre[-2:, ::3][:, : len(range(1, cols, 3))]  # equal neighbours, ties at every cut
+        ref = pre.clone().requires_grad_(True)
+        want = _relu_topk_torch(ref, k)
+        gout = torch.randn(rows, cols, generator=g)
+        want.backward(gout)
+        got = ext.forward(pre, k)
+        ok = ok and torch.equal(_bits(got), _bits(want))
+        ok = ok and torch.equal(_bits(ext.backward(gout, got)), _bits(ref.grad))
+    return ok
+
+
+def _bits(t: torch.Tensor) -> torch.Tensor:
+    return t.detach().contiguous().view(torch.int32)
+
+
+class _ReluTopk(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, pre, k):
+        f = topk_extension().forward(pre, k)
+        ctx.save_for_backward(f)
+        return f
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g):
+        (f,) = ctx.saved_tensors
+        return topk_extension().backward(g.float(), f), None
+
+
+def relu_topk(pre: torch.Tensor, k: int) -> torch.Tensor:
+    """``relu(pre)`` with all but each row's ``k`` largest entries set to 0 (PyTorch's topk + scatter), through the
+    kernel where it applies: a contiguous float32 (N, M) CPU tensor, k <= 64."""
+    if (
+        not native.compiling()
+        and pre.device.type == "cpu"
+        and pre.dim() == 2
+        and pre.dtype == torch.float32
+        and pre.is_contiguous()
+        and 1 <= k <= min(64, pre.shape[1])
+        and topk_extension() is not None
+    ):
+        return _ReluTopk.apply(pre, k)
+    return _relu_topk_torch(pre, k)
