@@ -257,16 +257,3 @@ def test_bench_sae_times_both_paths_and_checks_the_bytes(tmp_path):
     res = json.loads(out.read_text())
     assert res["train"]["same_bytes"] and len(res["activation"]) == 3
     assert all(v > 0 for r in res["activation"] for v in r["ops_us"] + r["kernel_us"])
-
-
-def test_bench_stored_layout_times_both_ways_and_checks_the_bytes(tmp_path):
-    from shortcutlab.params import load
-    from shortcutlab.runtime import resolve
-
-    if not resolve(load(ROOT / "params.yaml")["compute"]).channels_last:
-        pytest.skip("no channels-last runtime here (fp32): nothing to compare")
-    out = tmp_path / "layout.json"
-    args = ("--synthetic", "--n", "256", "--repeat", "1", "--families", "lazy", "--json", str(out))
-    subprocess.run([sys.executable, "benchmarks/bench_stored_layout.py", *args], cwd=ROOT, check=True, timeout=300)
-    rows = json.loads(out.read_text())["rows"]
-    assert [r["family"] for r in rows] == ["lazy"] and rows[0]["same"] and rows[0]["stored_images_per_s"] > 0

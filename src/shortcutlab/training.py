@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -88,17 +88,6 @@ def _epoch(model, train, order, cfg, rt, objective, opt, step: int, total: int, 
     return tot_loss, tot_ce, correct, seen, step
 
 
-def stored_for(split: Split, rt: Runtime) -> Split:
-    """``split`` with its uint8 images stored in the layout the runtime computes in (channels-last for bf16 on a
-    CPU): a batch gathered from it reaches the model without a permute, the same values with the same strides
-    (``rt.input`` then has nothing to do). One copy of the images per call (50,000 training images: 118 MB, ≈ 50 ms)
-    spares every batch its permute: 0.97-1.07x per epoch on the small models, within the machine's noise
-    (benchmarks/bench_stored_layout.py). The caller's split is left as it was."""
-    if not rt.channels_last or split.x.dim() != 4 or split.x.is_contiguous(memory_format=torch.channels_last):
-        return split
-    return replace(split, x=split.x.contiguous(memory_format=torch.channels_last))
-
-
 def fit(
     model: nn.Module,
     train: Split,
@@ -114,7 +103,6 @@ def fit(
     objective = objective or Objective()
     sampler = sampler or random_sampler(len(train))
     gen = torch.Generator().manual_seed(cfg.seed)
-    train = stored_for(train, rt)
     model = rt.prepare(model)
     for m in objective.extra_modules():
         rt.prepare(m)
